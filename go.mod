@@ -1,0 +1,8 @@
+module github.com/iommap/iommap
+
+go 1.26.8
+
+require (
+	github.com/okeuday/erlang_go/v2 v2.0.7 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)

@@ -1,0 +1,250 @@
+// Package mmap owns memory-mapped files: opening and growing the file,
+// mapping it, every touch of the mapped bytes (under one fault guard), and the
+// registry of open handles. It knows nothing about Erlang or the port.
+package mmap
+
+import (
+	"errors"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mapping is one file mapped into memory. It is not safe for concurrent use:
+// Handle adds the lock.
+type Mapping struct {
+	fd   int
+	data []byte
+	mode Mode
+	opts Options
+	path string
+}
+
+// Open opens (or creates) the file at path and maps all of it.
+//
+// Everything that can be rejected is rejected before the disk is touched, so
+// a failed open leaves the file as it was: read mode with create or
+// truncate, {size, 0}, a missing file with create but no size, and truncate
+// with no size (it would leave an empty file, which cannot be mapped).
+func Open(path string, mode Mode, opts Options) (*Mapping, error) {
+	if mode&ReadWrite == 0 || mode&^ReadWrite != 0 {
+		return nil, ErrBadArg
+	}
+	if !mode.CanWrite() && (opts.Create || opts.Truncate) {
+		return nil, unix.EINVAL
+	}
+	if opts.Size == 0 || (opts.Truncate && opts.Size < 0) {
+		return nil, unix.EINVAL
+	}
+	fd, created, err := openFile(path, mode, opts)
+	if err != nil {
+		return nil, err
+	}
+	m, err := mapFile(fd, path, mode, opts)
+	if err != nil {
+		unix.Close(fd)
+		if created {
+			// We made this file: take it away again so the disk is as it was.
+			os.Remove(path)
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+// openFile opens without O_CREAT first, so that a create that must fail
+// (no size) fails before a file exists.
+func openFile(path string, mode Mode, opts Options) (fd int, created bool, err error) {
+	fd, err = unix.Open(path, mode.openFlags(), 0)
+	if err == nil || !errors.Is(err, unix.ENOENT) || !opts.Create {
+		return fd, false, err
+	}
+	if opts.Size < 0 {
+		return -1, false, unix.EINVAL // it would be empty
+	}
+	fd, err = unix.Open(path, mode.openFlags()|unix.O_CREAT|unix.O_EXCL, 0o644)
+	if errors.Is(err, unix.EEXIST) { // lost a race with another creator: use theirs
+		fd, err = unix.Open(path, mode.openFlags(), 0)
+		return fd, false, err
+	}
+	return fd, err == nil, err
+}
+
+func mapFile(fd int, path string, mode Mode, opts Options) (*Mapping, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, err
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFDIR:
+		return nil, unix.EISDIR
+	default:
+		return nil, unix.ENODEV
+	}
+	size := st.Size
+	if opts.Truncate {
+		if err := unix.Ftruncate(fd, 0); err != nil {
+			return nil, err
+		}
+		size = 0
+	}
+	if opts.Size > size {
+		if err := grow(fd, size, opts.Size); err != nil {
+			return nil, err
+		}
+		size = opts.Size
+	}
+	if size == 0 {
+		return nil, unix.EINVAL
+	}
+	if size != int64(int(size)) {
+		return nil, unix.ENOMEM
+	}
+	data, err := unix.Mmap(fd, 0, int(size), mode.prot(), opts.mapFlags())
+	if err != nil {
+		return nil, err
+	}
+	if opts.Lock {
+		_ = unix.Mlock(data) // a hint: RLIMIT_MEMLOCK may refuse it
+	}
+	return &Mapping{fd: fd, data: data, mode: mode, opts: opts, path: path}, nil
+}
+
+// grow extends the file from size to n with its blocks allocated, so a full
+// disk fails here with ENOSPC rather than later as SIGBUS on a write. Where
+// the file system cannot allocate (tmpfs on old kernels, some FUSE), it falls
+// back to ftruncate, which makes a sparse tail.
+func grow(fd int, size, n int64) error {
+	err := unix.Fallocate(fd, 0, size, n-size)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		err = unix.Ftruncate(fd, n)
+	}
+	return err
+}
+
+// Len is the size of the mapping in bytes.
+func (m *Mapping) Len() int { return len(m.data) }
+
+// Mode is what the mapping was opened for.
+func (m *Mapping) Mode() Mode { return m.mode }
+
+// Path is the file name the mapping was opened with.
+func (m *Mapping) Path() string { return m.path }
+
+// Options are the options the mapping was opened with.
+func (m *Mapping) Options() Options { return m.opts }
+
+// Range checks off and n against the mapping without overflow: the range is
+// valid iff off <= size and n <= size - off.
+func (m *Mapping) Range(off, n uint64) error {
+	size := uint64(len(m.data))
+	if off > size || n > size-off {
+		return ErrBounds
+	}
+	return nil
+}
+
+// ReadAt copies len(dst) bytes at off into dst.
+func (m *Mapping) ReadAt(dst []byte, off uint64) (err error) {
+	if !m.mode.CanRead() {
+		return ErrNoAccess
+	}
+	if err := m.Range(off, uint64(len(dst))); err != nil {
+		return err
+	}
+	defer unprotect(protect(), &err)
+	copy(dst, m.data[off:])
+	return nil
+}
+
+// WriteAt copies src into the mapping at off.
+func (m *Mapping) WriteAt(src []byte, off uint64) (err error) {
+	if !m.mode.CanWrite() {
+		return ErrNoAccess
+	}
+	if err := m.Range(off, uint64(len(src))); err != nil {
+		return err
+	}
+	defer unprotect(protect(), &err)
+	copy(m.data[off:], src)
+	return nil
+}
+
+// Sync flushes the whole mapping: MS_SYNC waits for the disk, MS_ASYNC
+// schedules the write-back.
+func (m *Mapping) Sync(async bool) error {
+	flags := unix.MS_SYNC
+	if async {
+		flags = unix.MS_ASYNC
+	}
+	return unix.Msync(m.data, flags)
+}
+
+// Advise passes a madvise hint for [off, off+n). The kernel wants off page
+// aligned; an unaligned off gives EINVAL from madvise itself. The raw
+// syscall is used because unix.Madvise passes a dummy address for an empty
+// slice, which would turn a valid zero-length advice into EINVAL.
+func (m *Mapping) Advise(off, n uint64, hint Advice) error {
+	if err := m.Range(off, n); err != nil {
+		return err
+	}
+	addr := uintptr(unsafe.Pointer(unsafe.SliceData(m.data))) + uintptr(off)
+	_, _, e := unix.Syscall(unix.SYS_MADVISE, addr, uintptr(n), uintptr(hint))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// Truncate resizes the file to n and maps it afresh. Growing allocates the
+// new blocks (see grow) and reads as zeros; shrinking drops the tail. A
+// private mapping is re-read from the file, so its unsaved changes are lost.
+// If the new mapping cannot be made, the old one stays in place.
+func (m *Mapping) Truncate(n uint64) error {
+	if !m.mode.CanWrite() {
+		return ErrNoAccess
+	}
+	if n == 0 {
+		return unix.EINVAL
+	}
+	if n != uint64(int(n)) || int64(n) < 0 {
+		return unix.EFBIG
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(m.fd, &st); err != nil {
+		return err
+	}
+	size := int64(n)
+	var err error
+	switch {
+	case size > st.Size:
+		err = grow(m.fd, st.Size, size)
+	case size < st.Size:
+		err = unix.Ftruncate(m.fd, size)
+	}
+	if err != nil {
+		return err
+	}
+	data, err := unix.Mmap(m.fd, 0, int(n), m.mode.prot(), m.opts.mapFlags())
+	if err != nil {
+		return err
+	}
+	if m.opts.Lock {
+		_ = unix.Mlock(data)
+	}
+	old := m.data
+	m.data = data
+	return unix.Munmap(old)
+}
+
+// Close unmaps and closes the file. The Mapping must not be used after.
+func (m *Mapping) Close() error {
+	err := unix.Munmap(m.data)
+	m.data = nil
+	if cerr := unix.Close(m.fd); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,348 @@
+package mmap
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func tempFile(t *testing.T, content []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f")
+	if content != nil {
+		if err := os.WriteFile(p, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func fileSize(t *testing.T, p string) int64 {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+func TestOpenRejectsBeforeTouchingTheDisk(t *testing.T) {
+	cases := []struct {
+		name    string
+		content []byte // nil: no file
+		mode    Mode
+		opts    Options
+		want    error
+	}{
+		{"read with create is einval", nil, Read, Options{Create: true, Size: 10}, unix.EINVAL},
+		{"read with truncate is einval", []byte("abc"), Read, Options{Truncate: true, Size: 10}, unix.EINVAL},
+		{"size 0 is einval", []byte("abc"), ReadWrite, Options{Size: 0}, unix.EINVAL},
+		{"create without size is einval", nil, ReadWrite, Options{Create: true, Size: -1}, unix.EINVAL},
+		{"truncate without size is einval", []byte("abc"), ReadWrite, Options{Truncate: true, Size: -1}, unix.EINVAL},
+		{"empty file is einval", []byte{}, ReadWrite, Options{Size: -1}, unix.EINVAL},
+		{"missing file is enoent", nil, ReadWrite, Options{Size: 10}, unix.ENOENT},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := tempFile(t, c.content)
+			_, err := Open(p, c.mode, c.opts)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("Open = %v, want %v", err, c.want)
+			}
+			got, statErr := os.ReadFile(p)
+			if c.content == nil {
+				if !os.IsNotExist(statErr) {
+					t.Fatalf("file was created")
+				}
+				return
+			}
+			if !bytes.Equal(got, c.content) {
+				t.Fatalf("file changed: %q", got)
+			}
+		})
+	}
+}
+
+func TestOpenSizes(t *testing.T) {
+	cases := []struct {
+		name    string
+		content []byte
+		opts    Options
+		want    int64
+	}{
+		{"size grows a smaller file", []byte("abc"), Options{Size: 4096}, 4096},
+		{"size never shrinks", bytes.Repeat([]byte("x"), 8192), Options{Size: 100}, 8192},
+		{"no size maps the whole file", []byte("hello"), Options{Size: -1}, 5},
+		{"truncate then grow", bytes.Repeat([]byte("x"), 8192), Options{Truncate: true, Size: 10}, 10},
+		{"create makes the file", nil, Options{Create: true, Size: 123}, 123},
+		{"create keeps an existing file", []byte("hello"), Options{Create: true, Size: -1}, 5},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := tempFile(t, c.content)
+			m, err := Open(p, ReadWrite, c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if int64(m.Len()) != c.want || fileSize(t, p) != c.want {
+				t.Fatalf("mapping %d, file %d, want %d", m.Len(), fileSize(t, p), c.want)
+			}
+			if c.opts.Truncate {
+				buf := make([]byte, m.Len())
+				if err := m.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, make([]byte, len(buf))) {
+					t.Fatalf("truncated file not zero: %v %q", err, buf)
+				}
+			}
+		})
+	}
+}
+
+func TestCreatedFileHasMode0644(t *testing.T) {
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	p := tempFile(t, nil)
+	m, err := Open(p, ReadWrite, Options{Create: true, Size: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	st, _ := os.Stat(p)
+	if st.Mode().Perm() != 0o644 {
+		t.Fatalf("mode %o", st.Mode().Perm())
+	}
+}
+
+func TestDirectoryIsEisdir(t *testing.T) {
+	_, err := Open(t.TempDir(), Read, Options{Size: -1})
+	if !errors.Is(err, unix.EISDIR) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestBoundsAndModes(t *testing.T) {
+	p := tempFile(t, []byte("0123456789"))
+	rw, _ := Open(p, ReadWrite, Options{Size: -1})
+	ro, _ := Open(p, Read, Options{Size: -1})
+	wo, _ := Open(p, Write, Options{Size: -1})
+	defer rw.Close()
+	defer ro.Close()
+	defer wo.Close()
+	cases := []struct {
+		name string
+		m    *Mapping
+		read bool
+		off  uint64
+		n    int
+		want error
+	}{
+		{"read of the whole file", rw, true, 0, 10, nil},
+		{"read of zero bytes at the end", rw, true, 10, 0, nil},
+		{"read of zero bytes past the end", rw, true, 11, 0, ErrBounds},
+		{"read that runs past the end", rw, true, 5, 6, ErrBounds},
+		{"read with a huge offset", rw, true, 1 << 63, 1, ErrBounds},
+		{"read on write mode", wo, true, 0, 1, unix.EACCES},
+		{"write on read mode", ro, false, 0, 1, unix.EACCES},
+		{"write in bounds", wo, false, 9, 1, nil},
+		{"write past the end", rw, false, 9, 2, ErrBounds},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			buf := make([]byte, c.n)
+			var err error
+			if c.read {
+				err = c.m.ReadAt(buf, c.off)
+			} else {
+				err = c.m.WriteAt(buf, c.off)
+			}
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+func TestSharedWritesReachTheFilePrivateOnesDoNot(t *testing.T) {
+	for _, private := range []bool{false, true} {
+		p := tempFile(t, []byte("aaaa"))
+		m, err := Open(p, ReadWrite, Options{Size: -1, Private: private})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.WriteAt([]byte("bb"), 1); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(p)
+		want := "abba"
+		if private {
+			want = "aaaa"
+		}
+		if string(got) != want {
+			t.Fatalf("private=%v: file %q, want %q", private, got, want)
+		}
+		buf := make([]byte, 4)
+		m.ReadAt(buf, 0)
+		if string(buf) != "abba" {
+			t.Fatalf("mapping %q", buf)
+		}
+		m.Close()
+	}
+}
+
+func TestTruncateGrowsWithZerosAndShrinks(t *testing.T) {
+	p := tempFile(t, []byte("abcdef"))
+	m, _ := Open(p, ReadWrite, Options{Size: -1})
+	defer m.Close()
+	if err := m.Truncate(10); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	m.ReadAt(buf, 0)
+	if string(buf) != "abcdef\x00\x00\x00\x00" || m.Len() != 10 || fileSize(t, p) != 10 {
+		t.Fatalf("after grow %q len %d", buf, m.Len())
+	}
+	if err := m.Truncate(3); err != nil {
+		t.Fatal(err)
+	}
+	if m.Len() != 3 || fileSize(t, p) != 3 {
+		t.Fatalf("after shrink len %d", m.Len())
+	}
+	if err := m.Truncate(0); !errors.Is(err, unix.EINVAL) {
+		t.Fatalf("truncate 0: %v", err)
+	}
+}
+
+func TestTruncateOfPrivateMappingRereadsTheFile(t *testing.T) {
+	p := tempFile(t, []byte("abcd"))
+	m, _ := Open(p, ReadWrite, Options{Size: -1, Private: true})
+	defer m.Close()
+	m.WriteAt([]byte("XX"), 0)
+	if err := m.Truncate(4); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	m.ReadAt(buf, 0)
+	if string(buf) != "abcd" {
+		t.Fatalf("got %q", buf)
+	}
+}
+
+// The reason the engine exists: a file shrunk under a live mapping faults on
+// access, and that must come back as an error, not kill the process.
+func TestExternalTruncationGivesFault(t *testing.T) {
+	p := tempFile(t, bytes.Repeat([]byte("z"), 3*4096))
+	m, err := Open(p, ReadWrite, Options{Size: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := os.Truncate(p, 4096); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	if err := m.ReadAt(buf, 2*4096); !errors.Is(err, ErrFault) {
+		t.Fatalf("read of lost range: %v", err)
+	}
+	if err := m.WriteAt(buf, 2*4096); !errors.Is(err, ErrFault) {
+		t.Fatalf("write of lost range: %v", err)
+	}
+	if err := m.ReadAt(buf, 0); err != nil || string(buf) != "zzzzzzzzzz" {
+		t.Fatalf("read of kept range: %v %q", err, buf)
+	}
+	if Atom(ErrFault) != "sigbus" {
+		t.Fatal("fault atom")
+	}
+}
+
+func TestAdvise(t *testing.T) {
+	p := tempFile(t, make([]byte, 3*4096))
+	m, _ := Open(p, ReadWrite, Options{Size: -1})
+	defer m.Close()
+	cases := []struct {
+		name   string
+		off, n uint64
+		want   error
+	}{
+		{"aligned range", 4096, 4096, nil},
+		{"zero length at the end", 3 * 4096, 0, nil},
+		{"unaligned offset", 1, 10, unix.EINVAL},
+		{"past the end", 4096, 3 * 4096, ErrBounds},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := m.Advise(c.off, c.n, WillNeed); !errors.Is(err, c.want) {
+				t.Fatalf("got %v want %v", err, c.want)
+			}
+		})
+	}
+}
+
+func TestAtoms(t *testing.T) {
+	cases := map[error]string{
+		ErrClosed: "closed", ErrBounds: "out_of_bounds", ErrFault: "sigbus", ErrBadArg: "badarg",
+		unix.ENOENT: "enoent", unix.EISDIR: "eisdir", unix.ENOSPC: "enospc", unix.EAGAIN: "eagain",
+		unix.EMFILE: "emfile", unix.ENODEV: "enodev",
+	}
+	for err, want := range cases {
+		if got := Atom(err); got != want {
+			t.Errorf("Atom(%v) = %q, want %q", err, got, want)
+		}
+	}
+}
+
+func TestRegistryConcurrentUseAndClose(t *testing.T) {
+	p := tempFile(t, make([]byte, 4096))
+	r := NewRegistry()
+	m, _ := Open(p, ReadWrite, Options{Size: -1})
+	id := r.Add(m)
+	h, _ := r.Get(id)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			buf := make([]byte, 8)
+			for j := 0; j < 1000; j++ {
+				if err := h.WriteAt([]byte{byte(i)}, uint64(i), true); err != nil && err != ErrClosed {
+					t.Error(err)
+				}
+				if err := h.ReadAt(buf, 0, true); err != nil && err != ErrClosed {
+					t.Error(err)
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	if err := r.Close(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(id); err != ErrClosed {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := r.Get(id); err != ErrClosed {
+		t.Fatal("closed id still found")
+	}
+	if err := h.ReadAt(make([]byte, 1), 0, true); err != ErrClosed {
+		t.Fatalf("read after close: %v", err)
+	}
+}
+
+func TestTryLockReportsBusy(t *testing.T) {
+	p := tempFile(t, make([]byte, 4096))
+	m, _ := Open(p, ReadWrite, Options{Size: -1})
+	h := NewHandle(m)
+	defer h.Close()
+	h.mu.RLock()
+	if err := h.WriteAt([]byte{1}, 0, false); err != ErrBusy {
+		t.Fatalf("write under a reader: %v", err)
+	}
+	if err := h.ReadAt(make([]byte, 1), 0, false); err != nil {
+		t.Fatalf("read under a reader: %v", err)
+	}
+	h.mu.RUnlock()
+}

@@ -1,0 +1,83 @@
+package mmap
+
+import "golang.org/x/sys/unix"
+
+// Mode is what a handle may do to its mapping.
+type Mode uint8
+
+const (
+	Read      Mode = 1 << iota // PROT_READ, file opened O_RDONLY
+	Write                      // PROT_WRITE only, file opened O_RDWR
+	ReadWrite = Read | Write
+)
+
+// CanRead and CanWrite are the mode checks every operation makes.
+func (m Mode) CanRead() bool  { return m&Read != 0 }
+func (m Mode) CanWrite() bool { return m&Write != 0 }
+
+func (m Mode) String() string {
+	switch m {
+	case Read:
+		return "read"
+	case Write:
+		return "write"
+	case ReadWrite:
+		return "read_write"
+	}
+	return "invalid"
+}
+
+// Options are the open options after the Erlang side has resolved repeats
+// (the last shared/private and the last {size, N} win).
+type Options struct {
+	Private  bool  // MAP_PRIVATE instead of MAP_SHARED
+	Size     int64 // grow the file to at least this; -1 when not given
+	Create   bool
+	Truncate bool
+	Lock     bool // mlock; failure is ignored
+	Populate bool // MAP_POPULATE
+	// NoCache is accepted for compatibility and does nothing on Linux.
+	NoCache bool
+}
+
+func (m Mode) prot() int {
+	p := 0
+	if m.CanRead() {
+		p |= unix.PROT_READ
+	}
+	if m.CanWrite() {
+		p |= unix.PROT_WRITE
+	}
+	return p
+}
+
+// openFlags: PROT_WRITE on a shared mapping needs a descriptor opened for
+// writing, so write mode opens O_RDWR like read_write.
+func (m Mode) openFlags() int {
+	if m.CanWrite() {
+		return unix.O_RDWR | unix.O_CLOEXEC
+	}
+	return unix.O_RDONLY | unix.O_CLOEXEC
+}
+
+func (o Options) mapFlags() int {
+	f := unix.MAP_SHARED
+	if o.Private {
+		f = unix.MAP_PRIVATE
+	}
+	if o.Populate {
+		f |= unix.MAP_POPULATE
+	}
+	return f
+}
+
+// Advice names the madvise hints of the API.
+type Advice int
+
+const (
+	Normal     Advice = unix.MADV_NORMAL
+	Random     Advice = unix.MADV_RANDOM
+	Sequential Advice = unix.MADV_SEQUENTIAL
+	WillNeed   Advice = unix.MADV_WILLNEED
+	DontNeed   Advice = unix.MADV_DONTNEED
+)

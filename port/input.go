@@ -1,0 +1,149 @@
+package port
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxFrame is the largest request or reply body the engine handles. The
+// {packet,4} header allows 4 GiB; we stop at 2 GiB so a hostile length
+// cannot make the engine allocate without bound, and the Erlang side refuses
+// larger requests with enomem before sending them.
+const MaxFrame = 1<<31 - 1
+
+// ErrFrameTooLarge ends the engine: a frame it cannot hold cannot be skipped
+// either, because its id sits inside it.
+var ErrFrameTooLarge = errors.New("port: frame larger than MaxFrame")
+
+// Input reads {packet,4} frames from a file descriptor set to non-blocking.
+//
+// Waking up after a blocking read costs a cross-CPU wake-up per round trip
+// (tens of microseconds), so Fill first spins on a zero-timeout ppoll for a
+// short window, yielding to the Go scheduler every millisecond so sysmon does
+// not treat the goroutine as long-running, and only then blocks in poll.
+// os.File is not used: on a non-blocking fd it returns EAGAIN as an error.
+type Input struct {
+	fd        int
+	buf       []byte
+	off, have int
+	Spin      time.Duration
+	lastYield time.Time
+}
+
+// NewInput reads frames from fd, which the caller has made non-blocking.
+func NewInput(fd int, spin time.Duration) *Input {
+	return &Input{fd: fd, buf: make([]byte, 256<<10), Spin: spin}
+}
+
+// Frame returns the next complete frame body already buffered, if any. The
+// slice is valid until the next call to Fill.
+func (in *Input) Frame() ([]byte, bool, error) {
+	if in.have-in.off < 4 {
+		return nil, false, nil
+	}
+	n := binary.BigEndian.Uint32(in.buf[in.off:])
+	if n > MaxFrame {
+		return nil, false, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n)
+	}
+	if in.have-in.off-4 < int(n) {
+		return nil, false, nil
+	}
+	f := in.buf[in.off+4 : in.off+4+int(n)]
+	in.off += 4 + int(n)
+	return f, true, nil
+}
+
+// Fill reads more input, making room first. It returns io.EOF when the
+// other end has closed.
+func (in *Input) Fill() error {
+	in.makeRoom()
+	for {
+		n, err := unix.Read(in.fd, in.buf[in.have:])
+		switch {
+		case err == nil && n == 0:
+			return io.EOF
+		case err == nil:
+			in.have += n
+			return nil
+		case err == unix.EINTR:
+			continue
+		case err != unix.EAGAIN:
+			return err
+		}
+		if !in.spin() {
+			if err := waitReadable(in.fd); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// makeRoom moves a partial frame to the front and grows the buffer when the
+// frame in progress does not fit.
+func (in *Input) makeRoom() {
+	if in.off == in.have {
+		in.off, in.have = 0, 0
+	}
+	need := 64 << 10
+	if in.have-in.off >= 4 {
+		if n := int(binary.BigEndian.Uint32(in.buf[in.off:])) + 4; n > need {
+			need = n
+		}
+	}
+	if len(in.buf)-in.off < need {
+		nb := in.buf
+		if len(nb) < need {
+			nb = make([]byte, need)
+		}
+		in.have = copy(nb, in.buf[in.off:in.have])
+		in.off = 0
+		in.buf = nb
+		return
+	}
+	if len(in.buf)-in.have < 64<<10 && in.off > 0 {
+		in.have = copy(in.buf, in.buf[in.off:in.have])
+		in.off = 0
+	}
+}
+
+var zeroTimeout unix.Timespec
+
+// spin polls fd without blocking until it is readable or the window closes.
+// ppoll is used rather than read: a pipe's poll is lockless, its read takes
+// the pipe mutex even when it finds nothing.
+func (in *Input) spin() bool {
+	if in.Spin <= 0 {
+		return false
+	}
+	start := time.Now()
+	if start.Sub(in.lastYield) > time.Millisecond {
+		runtime.Gosched()
+		in.lastYield = start
+	}
+	fds := [1]unix.PollFd{{Fd: int32(in.fd), Events: unix.POLLIN}}
+	for time.Since(start) < in.Spin {
+		r, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 1,
+			uintptr(unsafe.Pointer(&zeroTimeout)), 0, 0, 0)
+		if e == 0 && r > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func waitReadable(fd int) error {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}

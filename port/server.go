@@ -1,0 +1,206 @@
+// Package port is the engine's side of the Erlang port: {packet,4} frames on
+// two file descriptors, requests decoded from the external term format,
+// dispatch to the mmap registry, and replies written back. The protocol is
+// written down in PROTOCOL.md.
+package port
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/iommap/iommap/mmap"
+)
+
+// Version is the engine's release; ProtocolVersion changes whenever a
+// request or reply shape in PROTOCOL.md does.
+const (
+	Version         = "0.1.0"
+	ProtocolVersion = 1
+)
+
+// Config tunes the main loop.
+type Config struct {
+	// Spin is how long to poll stdin before blocking (see Input).
+	Spin time.Duration
+	// InlineMax is the largest pread or pwrite run on the main loop; bigger
+	// ones, and every slow operation, run on their own goroutine so that
+	// small calls on other handles never wait behind them.
+	InlineMax int
+}
+
+// DefaultConfig is what the engine runs with unless told otherwise.
+var DefaultConfig = Config{Spin: 50 * time.Microsecond, InlineMax: 64 << 10}
+
+// flushAt bounds how many reply bytes the main loop gathers before writing.
+const flushAt = 1 << 20
+
+// Server runs requests from in against a registry and writes replies to out.
+type Server struct {
+	cfg      Config
+	reg      *mmap.Registry
+	in       *Input
+	out      *Output
+	batch    []byte // replies of the main loop not yet written
+	wg       sync.WaitGroup
+	inFlight atomic.Int64
+}
+
+// NewServer serves the {packet,4} stream on inFd (non-blocking) and outFd.
+func NewServer(cfg Config, inFd, outFd int) *Server {
+	return &Server{
+		cfg: cfg,
+		reg: mmap.NewRegistry(),
+		in:  NewInput(inFd, cfg.Spin),
+		out: NewOutput(outFd),
+	}
+}
+
+// Serve runs until the input ends. Requests already started finish and
+// every mapping is closed before it returns; io.EOF is a clean end and
+// gives nil.
+func (s *Server) Serve() error {
+	err := s.loop()
+	s.wg.Wait()
+	s.reg.CloseAll()
+	if errors.Is(err, io.EOF) || errors.Is(err, ErrClosedOutput) {
+		return nil
+	}
+	return err
+}
+
+// loop: take every complete frame that is buffered, answering fast requests
+// at once into one batch; write the batch; only then read (and maybe wait).
+// With many callers this coalesces replies into one write for free.
+func (s *Server) loop() error {
+	for {
+		for {
+			f, ok, err := s.in.Frame()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			s.handle(f)
+			if len(s.batch) >= flushAt {
+				if err := s.flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := s.flush(); err != nil {
+			return err
+		}
+		if err := s.in.Fill(); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Server) flush() error {
+	if len(s.batch) == 0 {
+		return nil
+	}
+	err := s.out.Write(s.batch)
+	s.batch = s.batch[:0]
+	return err
+}
+
+// handle answers a frame on the main loop when it is cheap and the handle's
+// lock is free; otherwise it hands the request to a goroutine.
+func (s *Server) handle(f []byte) {
+	req, err := decode(f)
+	if err != nil {
+		s.batch = appendError(s.batch, req.id, "badarg")
+		return
+	}
+	if s.inline(req) {
+		b, busy := s.run(req, s.batch, false)
+		if !busy {
+			s.batch = b
+			return
+		}
+	}
+	s.inFlight.Add(1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.inFlight.Add(-1)
+		b, _ := s.run(req, nil, true)
+		// An error here means the Erlang side is gone; the main loop sees
+		// the same on its next read or write and ends the engine.
+		_ = s.out.Write(b)
+	}()
+}
+
+// inline tells whether a request may run on the main loop: only reads,
+// writes and position of modest size.
+func (s *Server) inline(req request) bool {
+	switch req.op {
+	case "position":
+		return true
+	case "pread":
+		n, ok := argUint(req, 2)
+		return ok && n <= uint64(s.cfg.InlineMax)
+	case "pwrite":
+		if len(req.args) == 3 {
+			d, ok := binArg(req.args[2])
+			return ok && len(d) <= s.cfg.InlineMax
+		}
+	}
+	return false
+}
+
+// run executes req and appends its reply frame to b. With wait false it
+// gives up, returning busy and b unchanged, instead of waiting for a lock.
+func (s *Server) run(req request, b []byte, wait bool) (out []byte, busy bool) {
+	var err error
+	switch req.op {
+	case "pread":
+		return s.pread(req, b, wait)
+	case "pwrite":
+		err = s.pwrite(req, wait)
+	case "position":
+		var n int
+		if n, err = s.position(req, wait); err == nil {
+			return appendOKUint(b, req.id, uint64(n)), false
+		}
+	case "open":
+		var id uint64
+		if id, err = s.open(req); err == nil {
+			return appendOKUint(b, req.id, id), false
+		}
+	case "close":
+		err = s.close(req)
+	case "sync":
+		err = s.sync(req)
+	case "truncate":
+		err = s.truncate(req)
+	case "advise":
+		err = s.advise(req)
+	case "info":
+		var info map[interface{}]interface{}
+		if info, err = s.info(req); err == nil {
+			return appendOKTerm(b, req.id, info), false
+		}
+	case "hello":
+		return appendOKTerm(b, req.id, []interface{}{ProtocolVersion, []byte(Version)}), false
+	case "stats":
+		return appendOKTerm(b, req.id, map[interface{}]interface{}{
+			atom("handles"):   s.reg.Len(),
+			atom("in_flight"): int(s.inFlight.Load()),
+		}), false
+	default:
+		err = mmap.ErrBadArg
+	}
+	if errors.Is(err, mmap.ErrBusy) {
+		return b, true
+	}
+	if err != nil {
+		return appendError(b, req.id, mmap.Atom(err)), false
+	}
+	return appendOK(b, req.id), false
+}
