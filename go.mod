@@ -3,6 +3,6 @@ module github.com/iommap/iommap
 go 1.26.8
 
 require (
-	github.com/okeuday/erlang_go/v2 v2.0.7 // indirect
-	golang.org/x/sys v0.50.0 // indirect
+	github.com/okeuday/erlang_go/v2 v2.0.7
+	golang.org/x/sys v0.50.0
 )

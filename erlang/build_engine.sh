@@ -1,0 +1,11 @@
+#!/bin/sh
+# Builds the Go engine into priv/iommap_port (rebar3 pre-compile hook).
+# The Go module is the parent of this folder.
+set -e
+here=$(cd "$(dirname "$0")" && pwd)
+if ! command -v go >/dev/null 2>&1; then
+  echo "iommap: the Go toolchain (go) is needed to build the engine; install Go 1.22 or later" >&2
+  exit 1
+fi
+mkdir -p "$here/priv"
+cd "$here/.." && go build -o "$here/priv/iommap_port" ./cmd/iommap_port

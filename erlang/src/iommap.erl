@@ -1,0 +1,228 @@
+%% @doc Memory-mapped file I/O, served by a Go port program.
+%%
+%% The API is that of the hex package iommap 1.1.x (a C NIF): code written
+%% for it runs unchanged, with no start call. The difference is where the
+%% mapping lives: in a separate OS process, so a fault on mapped memory (the
+%% file truncated under the mapping) comes back as `{error, sigbus}' and can
+%% never take the VM down.
+%%
+%% ```
+%% {ok, H} = iommap:open("/tmp/demo.dat", read_write, [create, {size, 4096}]),
+%% ok = iommap:pwrite(H, 0, <<"hello">>),
+%% {ok, <<"hello">>} = iommap:pread(H, 0, 5),
+%% ok = iommap:sync(H),
+%% ok = iommap:close(H).
+%% '''
+%%
+%% Every call on a handle checks, in this order: argument types (raising
+%% `error:badarg'), negative offsets, lengths and sizes (`{error, badarg}'),
+%% a closed handle (`{error, closed}'), the mode (`{error, eacces}'), then
+%% bounds (`{error, out_of_bounds}'). A range is valid iff `Off =< Size' and
+%% `Len =< Size - Off'.
+%%
+%% Handles are references. Any process may use or close one; it belongs to
+%% the process that opened it and is closed when that process dies, unless
+%% handed over with {@link controlling_process/2}.
+%%
+%% This module holds no state and runs in no long-lived process, so it can be
+%% reloaded and purged while handles are open.
+-module(iommap).
+
+-export([open/2, open/3, close/1, pread/3, pwrite/3, region_binary/3,
+         sync/1, sync/2, truncate/2, advise/4, position/1,
+         controlling_process/2, info/1, engine_info/0]).
+
+-type handle() :: reference().
+-type mode() :: read | write | read_write.
+-type sync_mode() :: sync | async.
+-type advise_hint() :: normal | random | sequential | willneed | dontneed.
+-type open_option() :: read | write | read_write | {size, non_neg_integer()}
+                     | shared | private | lock | populate | nocache | create | truncate.
+-type reason() :: badarg | enomem | enoent | eacces | closed | out_of_bounds
+                | sigbus | einval | atom().
+
+-export_type([handle/0, mode/0, sync_mode/0, advise_hint/0, open_option/0, reason/0]).
+
+-define(IS_OFFSET(X), is_integer(X)).
+
+%% @equiv open(Path, read_write, Options)
+-spec open(file:filename_all(), [open_option()]) -> {ok, handle()} | {error, reason()}.
+open(Path, Options) ->
+    open(Path, read_write, Options).
+
+%% @doc Opens the file at `Path' and maps all of it.
+%%
+%% `Path' is a binary (raw bytes, used as is) or chardata (encoded with
+%% `file:native_name_encoding()'); a NUL byte in it raises `badarg', and a
+%% path that is neither gives `{error, badarg}'.
+%%
+%% `read' maps PROT_READ from an O_RDONLY descriptor; `write' maps PROT_WRITE
+%% only (pread then gives `{error, eacces}'); `read_write' maps both.
+%%
+%% Options: `{size, N}' grows a smaller file to N bytes (blocks allocated
+%% with fallocate, so a full disk fails here, not later) and never shrinks
+%% one; `create' creates a missing file (mode 0644); `truncate' cuts the file
+%% to 0 first; `shared' (default) or `private' (copy-on-write), the last one
+%% given wins, as does the last `{size, N}'; `lock' mlocks (failure
+%% ignored); `populate' prefaults (MAP_POPULATE); `nocache' does nothing on
+%% Linux. Unknown options are ignored.
+%%
+%% A mapping cannot be empty: an empty file, `create' of a missing file or
+%% `truncate' without `{size, N}', or `{size, 0}' give `{error, einval}', and
+%% so do `create' or `truncate' in `read' mode. All of these are checked
+%% before anything is created or truncated, so a failed open leaves the disk
+%% as it was. A missing file without `create' gives `{error, enoent}'.
+-spec open(file:filename_all(), mode(), [open_option()]) -> {ok, handle()} | {error, reason()}.
+open(Path, Mode, Options) when (Mode =:= read orelse Mode =:= write orelse Mode =:= read_write),
+                               is_list(Options) ->
+    {Share, Size, Flags} = options(Options, shared, undefined, []),
+    case path(Path) of
+        {ok, Bin} -> iommap_client:open(Bin, Mode, Share, Size, Flags);
+        Error -> Error
+    end;
+open(_, _, _) ->
+    erlang:error(badarg).
+
+%% @doc Closes the handle: unmaps and closes the file, after the calls in
+%% progress on it finish. A second close gives `{error, closed}'.
+-spec close(handle()) -> ok | {error, reason()}.
+close(H) when is_reference(H) ->
+    iommap_client:close(H);
+close(_) ->
+    erlang:error(badarg).
+
+%% @doc Reads `Len' bytes at `Off'. The binary is a copy: it stays valid
+%% after close or truncation.
+-spec pread(handle(), non_neg_integer(), non_neg_integer()) -> {ok, binary()} | {error, reason()}.
+pread(H, Off, Len) when is_reference(H), ?IS_OFFSET(Off), is_integer(Len) ->
+    read(H, Off, Len);
+pread(_, _, _) ->
+    erlang:error(badarg).
+
+%% @doc Returns the same bytes as {@link pread/3}.
+%%
+%% In the NIF package this is a binary that points into the mapping. Here
+%% the mapping lives in another OS process, and memory cannot be shared
+%% across the port boundary, so it is a copy made by the engine: a
+%% snapshot, not a live view, that stays valid after close and truncation.
+-spec region_binary(handle(), non_neg_integer(), non_neg_integer()) ->
+          {ok, binary()} | {error, reason()}.
+region_binary(H, Off, Len) when is_reference(H), ?IS_OFFSET(Off), is_integer(Len) ->
+    read(H, Off, Len);
+region_binary(_, _, _) ->
+    erlang:error(badarg).
+
+read(_, Off, Len) when Off < 0; Len < 0 -> {error, badarg};
+read(H, Off, Len) -> iommap_client:call(H, {pread, Off, Len}).
+
+%% @doc Writes `Data' at `Off'. The whole range must lie inside the
+%% mapping: nothing is written otherwise, and the file never grows.
+-spec pwrite(handle(), non_neg_integer(), iodata()) -> ok | {error, reason()}.
+pwrite(H, Off, Data) when is_reference(H), ?IS_OFFSET(Off), (is_binary(Data) orelse is_list(Data)) ->
+    _ = iolist_size(Data), % raises badarg for anything that is not iodata
+    if
+        Off < 0 -> {error, badarg};
+        true -> iommap_client:call(H, {pwrite, Off, Data})
+    end;
+pwrite(_, _, _) ->
+    erlang:error(badarg).
+
+%% @equiv sync(H, sync)
+-spec sync(handle()) -> ok | {error, reason()}.
+sync(H) ->
+    sync(H, sync).
+
+%% @doc Flushes the whole mapping to the file: `sync' waits (MS_SYNC),
+%% `async' schedules it (MS_ASYNC).
+-spec sync(handle(), sync_mode()) -> ok | {error, reason()}.
+sync(H, Mode) when is_reference(H), (Mode =:= sync orelse Mode =:= async) ->
+    iommap_client:call(H, {sync, Mode});
+sync(_, _) ->
+    erlang:error(badarg).
+
+%% @doc Resizes the file to `NewSize' and maps it again; {@link position/1}
+%% then gives `NewSize'. Growing zero-fills, shrinking drops the tail. Needs
+%% write permission. `truncate(H, 0)' gives `{error, einval}'. A `private'
+%% mapping is re-read from the file, so its unsaved changes are lost.
+-spec truncate(handle(), non_neg_integer()) -> ok | {error, reason()}.
+truncate(H, N) when is_reference(H), is_integer(N), N < 0 ->
+    {error, badarg};
+truncate(H, N) when is_reference(H), is_integer(N) ->
+    iommap_client:call(H, {truncate, N});
+truncate(_, _) ->
+    erlang:error(badarg).
+
+%% @doc Passes an madvise hint for `Len' bytes at `Off'. `Off' must be page
+%% aligned (`{error, einval}' from madvise otherwise); `Len' 0 is fine.
+-spec advise(handle(), non_neg_integer(), non_neg_integer(), advise_hint()) -> ok | {error, reason()}.
+advise(H, Off, Len, Hint) when is_reference(H), ?IS_OFFSET(Off), is_integer(Len),
+                               (Hint =:= normal orelse Hint =:= random orelse
+                                Hint =:= sequential orelse Hint =:= willneed orelse
+                                Hint =:= dontneed) ->
+    if
+        Off < 0; Len < 0 -> {error, badarg};
+        true -> iommap_client:call(H, {advise, Off, Len, Hint})
+    end;
+advise(_, _, _, _) ->
+    erlang:error(badarg).
+
+%% @doc The size of the mapping in bytes (not a file cursor).
+-spec position(handle()) -> {ok, non_neg_integer()} | {error, reason()}.
+position(H) when is_reference(H) ->
+    iommap_client:call(H, position);
+position(_) ->
+    erlang:error(badarg).
+
+%% @doc Makes `Pid' the owner of `H', as `gen_tcp:controlling_process/2'
+%% does for a socket: the handle is then closed when `Pid' dies rather than
+%% the caller. Only the current owner may do this (`{error, not_owner}').
+-spec controlling_process(handle(), pid()) -> ok | {error, reason() | not_owner}.
+controlling_process(H, Pid) when is_reference(H), is_pid(Pid) ->
+    iommap_client:controlling_process(H, Pid, self());
+controlling_process(_, _) ->
+    erlang:error(badarg).
+
+%% @doc What `H' maps: `#{path, mode, sharing, size, lock, populate}'.
+-spec info(handle()) -> {ok, map()} | {error, reason()}.
+info(H) when is_reference(H) ->
+    iommap_client:call(H, info);
+info(_) ->
+    erlang:error(badarg).
+
+%% @doc The running engine: `#{os_pid, handles, requests_in_flight}', or
+%% `{error, closed}' if none is running.
+-spec engine_info() -> {ok, map()} | {error, closed}.
+engine_info() ->
+    iommap_engine:info().
+
+%% Options: of shared/private and of repeated {size, N} the last wins;
+%% unknown options are ignored, as in the NIF package.
+options([], Share, Size, Flags) ->
+    {Share, Size, lists:reverse(Flags)};
+options([shared | T], _, Size, Flags) -> options(T, shared, Size, Flags);
+options([private | T], _, Size, Flags) -> options(T, private, Size, Flags);
+options([{size, N} | T], Share, _, Flags) when is_integer(N), N >= 0 -> options(T, Share, N, Flags);
+options([{size, _} | _], _, _, _) -> erlang:error(badarg);
+options([F | T], Share, Size, Flags) when F =:= create; F =:= truncate; F =:= lock;
+                                          F =:= populate; F =:= nocache ->
+    options(T, Share, Size, [F | Flags]);
+options([_ | T], Share, Size, Flags) -> options(T, Share, Size, Flags);
+options(_, _, _, _) -> erlang:error(badarg). % an improper list
+
+path(Path) when is_binary(Path) ->
+    no_nul(Path);
+path(Path) when is_list(Path) ->
+    try unicode:characters_to_binary(Path, unicode, file:native_name_encoding()) of
+        Bin when is_binary(Bin) -> no_nul(Bin);
+        _ -> {error, badarg}
+    catch
+        error:badarg -> {error, badarg}
+    end;
+path(_) ->
+    {error, badarg}.
+
+no_nul(Bin) ->
+    case binary:match(Bin, <<0>>) of
+        nomatch -> {ok, Bin};
+        _ -> erlang:error(badarg)
+    end.

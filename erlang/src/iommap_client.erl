@@ -1,0 +1,164 @@
+%% @private
+%% @doc The calling side of the engine protocol (see port/PROTOCOL.md).
+%%
+%% Data calls (pread, pwrite, sync, ...) do not pass through any server: the
+%% calling process encodes its request, registers a reply alias under a fresh
+%% request id in the engine's pending table, and writes to the port itself.
+%% The engine server only routes each reply to the alias its id names. The
+%% alias comes from a monitor on the engine server, so if the engine dies the
+%% caller gets a 'DOWN' at once instead of waiting forever, with no timeout
+%% that would break a long sync.
+%%
+%% Handle-table changes (open, close, controlling_process) go through the
+%% engine server, which owns the table and the owner monitors.
+-module(iommap_client).
+
+-include("iommap_int.hrl").
+
+-export([open/5, close/1, controlling_process/3, call/2, engine/0,
+         encode/2, decode/1, new_id/3]).
+
+-type request() :: {pread, non_neg_integer(), non_neg_integer()}
+                 | {pwrite, non_neg_integer(), iodata()}
+                 | {sync, sync | async}
+                 | {truncate, non_neg_integer()}
+                 | {advise, non_neg_integer(), non_neg_integer(), atom()}
+                 | position | info.
+-export_type([request/0]).
+
+%% Largest frame the engine accepts (port.MaxFrame), less room for the header.
+-define(MAX_DATA, (16#7FFFFFFF - 64)).
+
+%% @doc The running engine, or undefined if none has been started.
+-spec engine() -> #engine{} | undefined.
+engine() ->
+    persistent_term:get(?ENGINE_KEY, undefined).
+
+%% @doc Runs a request on handle H and returns the engine's answer.
+-spec call(reference(), request()) -> term().
+call(H, Req) ->
+    case engine() of
+        undefined -> {error, closed};
+        E -> call(E, H, Req)
+    end.
+
+call(#engine{handles = Handles} = E, H, Req) ->
+    try ets:lookup(Handles, H) of
+        [{_, HId, _}] -> send(E, {HId, Req});
+        [] -> {error, closed}
+    catch
+        error:badarg -> {error, closed} % the table died with its engine
+    end.
+
+send(#engine{server = S, port = Port, pending = Pending, ids = Ids}, Req) ->
+    Alias = erlang:monitor(process, S, [{alias, demonitor}]),
+    try
+        Id = new_id(Pending, Ids, Alias),
+        true = erlang:port_command(Port, encode(Id, Req)),
+        Id
+    of
+        _ -> wait(Alias)
+    catch
+        error:badarg ->
+            erlang:demonitor(Alias, [flush]),
+            {error, closed}
+    end.
+
+wait(Alias) ->
+    receive
+        {Alias, Reply} ->
+            erlang:demonitor(Alias, [flush]),
+            decode(Reply);
+        {'DOWN', Alias, process, _, _} ->
+            {error, closed}
+    end.
+
+%% @doc Takes a request id that is free in Pending and registers Value
+%% under it. Ids are 31-bit and never 0 (0 is the engine's "no id").
+-spec new_id(ets:tid(), atomics:atomics_ref(), term()) -> pos_integer().
+new_id(Pending, Ids, Value) ->
+    Id = atomics:add_get(Ids, 1, 1) band 16#7FFFFFFF,
+    case Id =/= 0 andalso ets:insert_new(Pending, {Id, Value}) of
+        true -> Id;
+        false -> new_id(Pending, Ids, Value)
+    end.
+
+%% @doc The frame of a request. pwrite is not run through term_to_binary:
+%% its data goes last in the tuple, so the frame is the encoding of the
+%% tuple with an empty binary, cut before that binary, then the BINARY_EXT
+%% header and the caller's iodata as it is. The port writes the iolist
+%% without the data ever being copied into one binary on this side.
+-spec encode(pos_integer(), {non_neg_integer(), request()} | tuple()) -> iodata().
+encode(Id, {HId, {pwrite, Off, Data}}) ->
+    Size = iolist_size(Data),
+    Pre = term_to_binary({Id, pwrite, HId, Off, <<>>}),
+    [binary_part(Pre, 0, byte_size(Pre) - 5), <<109, Size:32>> | Data];
+encode(Id, {HId, {pread, Off, Len}}) ->
+    term_to_binary({Id, pread, HId, Off, Len});
+encode(Id, {HId, {sync, Mode}}) ->
+    term_to_binary({Id, sync, HId, Mode});
+encode(Id, {HId, {truncate, N}}) ->
+    term_to_binary({Id, truncate, HId, N});
+encode(Id, {HId, {advise, Off, Len, Hint}}) ->
+    term_to_binary({Id, advise, HId, Off, Len, Hint});
+encode(Id, {HId, position}) ->
+    term_to_binary({Id, position, HId});
+encode(Id, {HId, info}) ->
+    term_to_binary({Id, info, HId});
+encode(Id, Req) when is_tuple(Req) ->
+    term_to_binary(list_to_tuple([Id | tuple_to_list(Req)])).
+
+%% @doc The result in a reply frame {Id, Result}. The two commonest shapes
+%% are matched as bytes: a data reply becomes a sub-binary of the frame, so
+%% the data is not copied again here.
+-spec decode(binary()) -> term().
+decode(<<131, 104, 2, 98, _:32, 104, 2, 119, 2, "ok", 109, Len:32, Data:Len/binary>>) ->
+    {ok, Data};
+decode(<<131, 104, 2, 98, _:32, 119, 2, "ok">>) ->
+    ok;
+decode(Frame) ->
+    {_, Result} = binary_to_term(Frame),
+    Result.
+
+%% @doc Opens through the engine server, which records the handle and
+%% monitors its owner. Starts the application on first use.
+-spec open(binary(), atom(), shared | private, non_neg_integer() | undefined, [atom()]) ->
+          {ok, reference()} | {error, term()}.
+open(Path, Mode, Share, Size, Flags) ->
+    server_call({open, Path, Mode, Share, Size, Flags, self()}, 50).
+
+-spec close(reference()) -> ok | {error, term()}.
+close(H) ->
+    case whereis(iommap_engine) of
+        undefined -> {error, closed};
+        _ -> server_call({close, H}, 0)
+    end.
+
+-spec controlling_process(reference(), pid(), pid()) -> ok | {error, term()}.
+controlling_process(H, Pid, Caller) ->
+    case whereis(iommap_engine) of
+        undefined -> {error, closed};
+        _ -> server_call({controlling_process, H, Pid, Caller}, 0)
+    end.
+
+%% The engine server may be between incarnations (the supervisor restarts
+%% it after a crash) or not started yet: start the application and retry
+%% for a while. A server that dies under the call means the request was
+%% lost with its engine.
+server_call(Msg, Retries) ->
+    try
+        gen_server:call(iommap_engine, Msg, infinity)
+    catch
+        exit:{noproc, _} when Retries > 0 ->
+            ensure_started(),
+            server_call(Msg, Retries - 1);
+        exit:_ ->
+            {error, closed}
+    end.
+
+ensure_started() ->
+    case application:ensure_all_started(iommap) of
+        {ok, []} -> timer:sleep(10); % running: the engine is being restarted
+        {ok, _} -> ok;
+        {error, Reason} -> erlang:error({iommap_not_started, Reason})
+    end.

@@ -1,0 +1,239 @@
+%% @private
+%% @doc The process that owns the engine port.
+%%
+%% It starts the Go engine, checks that it speaks our protocol version, and
+%% publishes what callers need (see iommap_client) in persistent_term. From
+%% then on it routes each reply frame to the alias registered under its
+%% request id, keeps the handle table, and closes the handles of owners that
+%% die, as a port or socket is closed when its owner dies.
+%%
+%% If the engine exits, this server stops with it: every caller waiting on a
+%% reply holds a monitor on this server and gets {error, closed} at once, the
+%% handle table goes away (so old handles give {error, closed}), and the
+%% supervisor starts a new server with a new engine.
+-module(iommap_engine).
+-behaviour(gen_server).
+
+-include("iommap_int.hrl").
+
+-export([start_link/0, os_pid/0, info/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-define(HELLO_TIMEOUT, 10000).
+
+-record(st, {
+    engine :: #engine{},
+    owners = #{} :: #{pid() => {reference(), #{reference() => true}}}
+}).
+
+%% @doc Starts the engine server, registered as iommap_engine.
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% @doc The OS process id of the running engine.
+-spec os_pid() -> {ok, non_neg_integer()} | {error, closed}.
+os_pid() ->
+    case iommap_client:engine() of
+        #engine{port = Port} ->
+            case erlang:port_info(Port, os_pid) of
+                {os_pid, Pid} -> {ok, Pid};
+                undefined -> {error, closed}
+            end;
+        undefined -> {error, closed}
+    end.
+
+%% @doc What an operator wants to know about the running engine.
+-spec info() -> {ok, map()} | {error, closed}.
+info() ->
+    case {os_pid(), iommap_client:engine()} of
+        {{ok, OsPid}, #engine{pending = P, handles = H}} ->
+            {ok, #{os_pid => OsPid, handles => ets:info(H, size),
+                   requests_in_flight => ets:info(P, size)}};
+        _ ->
+            {error, closed}
+    end.
+
+%% gen_server
+
+%% @private
+init([]) ->
+    process_flag(trap_exit, true),
+    case open_engine() of
+        {ok, Port} ->
+            E = #engine{server = self(), port = Port,
+                        pending = ets:new(iommap_pending, [public, set, {write_concurrency, true}]),
+                        handles = ets:new(iommap_handles, [public, set, {read_concurrency, true}]),
+                        ids = atomics:new(1, [{signed, false}])},
+            persistent_term:put(?ENGINE_KEY, E),
+            {ok, #st{engine = E}};
+        {error, Reason} ->
+            {stop, Reason}
+    end.
+
+%% @private
+handle_call({open, Path, Mode, Share, Size, Flags, Owner}, From, St) ->
+    submit({open, Path, Mode, Share, Size, Flags}, {open, From, Owner}, St),
+    {noreply, St};
+handle_call({close, H}, From, #st{engine = #engine{handles = T}} = St) ->
+    case ets:take(T, H) of
+        [{H, HId, Owner}] ->
+            submit({close, HId}, {reply, From}, St),
+            {noreply, forget(Owner, H, St)};
+        [] ->
+            {reply, {error, closed}, St}
+    end;
+handle_call({controlling_process, H, Pid, Caller}, _From, #st{engine = #engine{handles = T}} = St) ->
+    case ets:lookup(T, H) of
+        [{H, HId, Caller}] ->
+            ets:insert(T, {H, HId, Pid}),
+            {reply, ok, own(Pid, H, forget(Caller, H, St))};
+        [{H, _, _}] ->
+            {reply, {error, not_owner}, St};
+        [] ->
+            {reply, {error, closed}, St}
+    end;
+handle_call(_Msg, _From, St) ->
+    {reply, {error, badarg}, St}.
+
+%% @private
+handle_cast(_Msg, St) ->
+    {noreply, St}.
+
+%% @private
+handle_info({Port, {data, <<131, 104, 2, 98, Id:32/signed, _/binary>> = Frame}},
+            #st{engine = #engine{port = Port, pending = P}} = St) ->
+    case ets:take(P, Id) of
+        [{Id, Alias}] when is_reference(Alias) ->
+            Alias ! {Alias, Frame},
+            {noreply, St};
+        [{Id, Work}] ->
+            {noreply, finish(Work, iommap_client:decode(Frame), St)};
+        [] ->
+            logger:warning("iommap: engine replied to unknown request ~p: ~p",
+                           [Id, catch binary_to_term(Frame)]),
+            {noreply, St}
+    end;
+handle_info({'DOWN', _, process, Pid, _}, #st{owners = Owners} = St) ->
+    case maps:take(Pid, Owners) of
+        {{_, Hs}, Rest} ->
+            T = (St#st.engine)#engine.handles,
+            [submit({close, HId}, discard, St) || H <- maps:keys(Hs),
+                                                  [{_, HId, _}] <- [ets:take(T, H)]],
+            {noreply, St#st{owners = Rest}};
+        error ->
+            {noreply, St}
+    end;
+handle_info({Port, {exit_status, Status}}, #st{engine = #engine{port = Port}} = St) ->
+    {stop, {engine_exited, Status}, St};
+handle_info({'EXIT', Port, Reason}, #st{engine = #engine{port = Port}} = St) ->
+    {stop, {engine_exited, Reason}, St};
+handle_info(Msg, St) ->
+    logger:warning("iommap_engine: unexpected message ~p", [Msg]),
+    {noreply, St}.
+
+%% @private
+terminate(_Reason, #st{engine = #engine{port = Port}}) ->
+    catch erlang:port_close(Port),
+    ok.
+
+%% internals
+
+%% Work the server does itself: register it under a request id like any
+%% caller, and finish it when the reply comes.
+submit(Req, Work, #st{engine = #engine{port = Port, pending = P, ids = Ids}}) ->
+    Id = iommap_client:new_id(P, Ids, Work),
+    erlang:port_command(Port, iommap_client:encode(Id, Req)).
+
+finish({open, From, Owner}, {ok, HId}, #st{engine = #engine{handles = T}} = St) ->
+    H = make_ref(),
+    ets:insert(T, {H, HId, Owner}),
+    gen_server:reply(From, {ok, H}),
+    own(Owner, H, St);
+finish({open, From, _}, Error, St) ->
+    gen_server:reply(From, Error),
+    St;
+finish({reply, From}, Result, St) ->
+    gen_server:reply(From, Result),
+    St;
+finish(discard, _, St) ->
+    St.
+
+%% own/forget keep one monitor per owner, whatever number of handles it has.
+%% A monitor on an owner that is already dead fires at once, so a handle
+%% opened for a process that died meanwhile is closed.
+own(Pid, H, #st{owners = Owners} = St) ->
+    Entry = case Owners of
+                #{Pid := {Mon, Hs}} -> {Mon, Hs#{H => true}};
+                #{} -> {erlang:monitor(process, Pid), #{H => true}}
+            end,
+    St#st{owners = Owners#{Pid => Entry}}.
+
+forget(Pid, H, #st{owners = Owners} = St) ->
+    case Owners of
+        #{Pid := {Mon, Hs}} when map_size(Hs) =:= 1, is_map_key(H, Hs) ->
+            erlang:demonitor(Mon, [flush]),
+            St#st{owners = maps:remove(Pid, Owners)};
+        #{Pid := {Mon, Hs}} ->
+            St#st{owners = Owners#{Pid => {Mon, maps:remove(H, Hs)}}};
+        #{} ->
+            St
+    end.
+
+%% Starting the engine
+
+open_engine() ->
+    case engine_path() of
+        {ok, Path} ->
+            try open_port({spawn_executable, Path},
+                          [{packet, 4}, binary, exit_status, use_stdio,
+                           {args, engine_args()}, {env, engine_env()}]) of
+                Port -> hello(Port)
+            catch
+                error:Reason -> {error, {engine_not_started, Path, Reason}}
+            end;
+        Error ->
+            Error
+    end.
+
+engine_path() ->
+    case application:get_env(iommap, engine_path) of
+        {ok, Path} when is_list(Path); is_binary(Path) ->
+            {ok, Path};
+        undefined ->
+            case code:priv_dir(iommap) of
+                {error, bad_name} -> {error, {no_priv_dir, iommap}};
+                Dir -> {ok, filename:join(Dir, "iommap_port")}
+            end
+    end.
+
+engine_args() ->
+    ["-spin", integer_to_list(application:get_env(iommap, spin_us, 50)),
+     "-pipe", integer_to_list(application:get_env(iommap, pipe_size, 1048576))].
+
+%% One OS thread is enough for the engine's main loop, and with a single P
+%% its spinning reader never fights other goroutines for a core; slow work
+%% on goroutines runs while the main loop waits in the kernel.
+engine_env() ->
+    [{"GOMAXPROCS", integer_to_list(application:get_env(iommap, engine_threads, 1))}].
+
+%% The first exchange: the engine answers {ok, {ProtocolVersion, Version}}.
+%% A mismatch means an engine binary from another release.
+hello(Port) ->
+    true = erlang:port_command(Port, term_to_binary({1, hello})),
+    receive
+        {Port, {data, Frame}} ->
+            case binary_to_term(Frame) of
+                {1, {ok, {?PROTOCOL_VERSION, _Vsn}}} ->
+                    {ok, Port};
+                {1, {ok, {Other, Vsn}}} ->
+                    catch erlang:port_close(Port),
+                    {error, {engine_protocol_mismatch, [{expected, ?PROTOCOL_VERSION},
+                                                        {engine, Other}, {engine_version, Vsn}]}}
+            end;
+        {Port, {exit_status, Status}} ->
+            {error, {engine_exited, Status}}
+    after ?HELLO_TIMEOUT ->
+        catch erlang:port_close(Port),
+        {error, engine_hello_timeout}
+    end.

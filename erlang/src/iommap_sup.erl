@@ -1,0 +1,24 @@
+%% @private
+%% @doc Restarts the engine server (and so the engine) when it dies.
+-module(iommap_sup).
+-behaviour(supervisor).
+
+-export([start_link/0, init/1]).
+
+%% @private
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+
+%% @private
+%% An engine killed from outside is restarted at once; the intensity is high
+%% because such a kill costs only the calls in flight. An engine that cannot
+%% start at all fails in init and stops the application instead of looping.
+init([]) ->
+    Engine = #{id => iommap_engine,
+               start => {iommap_engine, start_link, []},
+               restart => permanent,
+               shutdown => 5000,
+               type => worker,
+               modules => [iommap_engine]},
+    {ok, {#{strategy => one_for_one, intensity => 50, period => 10}, [Engine]}}.
