@@ -141,9 +141,10 @@ func (h *Handle) Close() error {
 }
 
 // ReadAppend appends n bytes read at off to b. Mode and bounds are checked
-// before b grows, so a huge n that is out of bounds allocates nothing. On
+// before b grows, so a huge n that is out of bounds allocates nothing; a
+// valid n above limit (what the caller can carry) gives ErrNoMemory. On
 // error b comes back as it was.
-func (h *Handle) ReadAppend(b []byte, off, n uint64, wait bool) ([]byte, error) {
+func (h *Handle) ReadAppend(b []byte, off, n, limit uint64, wait bool) ([]byte, error) {
 	m, err := h.shared(wait)
 	if err != nil {
 		return b, err
@@ -154,6 +155,9 @@ func (h *Handle) ReadAppend(b []byte, off, n uint64, wait bool) ([]byte, error) 
 	}
 	if err := m.Range(off, n); err != nil {
 		return b, err
+	}
+	if n > limit {
+		return b, ErrNoMemory
 	}
 	start := len(b)
 	b = slices.Grow(b, int(n))[:start+int(n)]

@@ -46,15 +46,15 @@ func (s *Server) pread(req request, b []byte, wait bool) ([]byte, bool) {
 	case err != nil:
 	case !ok1 || !ok2:
 		err = mmap.ErrBadArg
-	case n > MaxFrame-dataReplyHeader:
-		err = mmap.ErrNoMemory
 	}
 	if err != nil {
 		return appendError(b, req.id, mmap.Atom(err)), false
 	}
+	// The header goes first so the data lands right after it; if the read
+	// fails, both are taken back and an error goes in their place.
 	mark := len(b)
-	b = appendDataHeader(b, req.id, int(n))
-	b, err = h.ReadAppend(b, off, n, wait)
+	b = appendDataHeader(b, req.id, int(min(n, MaxFrame)))
+	b, err = h.ReadAppend(b, off, n, MaxFrame-dataReplyHeader, wait)
 	switch {
 	case err == mmap.ErrBusy:
 		return b[:mark], true

@@ -1,0 +1,63 @@
+# iommap: memory-mapped file I/O for Erlang/Elixir through a Go port program.
+#   make demo    build, then map a real file and show what it does
+#   make test    every test: Go (race detector, fuzz corpus), the end-to-end
+#                protocol test, EUnit and Common Test through rebar3
+#   make bench   iommap against file:pread/pwrite on a raw fd, same run
+# Missing tools (Erlang/OTP, rebar3) are installed from Debian with apt-get
+# when we are root; otherwise the exact packages to install are printed.
+
+GO      ?= go
+REBAR3  ?= rebar3
+ENGINE  := erlang/priv/iommap_port
+ERL_PKGS := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-dialyzer erlang-tools rebar3
+GO_SRC  := $(shell find cmd port mmap -name '*.go' -not -name '*_test.go') go.mod go.sum
+
+.PHONY: all build demo test test-go test-e2e test-erlang check bench deps clean
+
+all: build
+
+deps:
+	@command -v $(GO) >/dev/null || { echo "iommap: Go 1.22+ is needed (https://go.dev/dl)"; exit 1; }
+	@if ! command -v erl >/dev/null || ! command -v $(REBAR3) >/dev/null \
+	    || ! erl -noshell -eval 'case code:lib_dir(common_test) of {error,_} -> halt(1); _ -> halt(0) end.' >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "iommap: installing Erlang/OTP and rebar3 from Debian"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ERL_PKGS) >/dev/null; \
+	  else \
+	    echo "iommap: please install: $(ERL_PKGS)"; exit 1; \
+	  fi; \
+	fi
+
+$(ENGINE): $(GO_SRC)
+	@mkdir -p erlang/priv
+	$(GO) build -o $@ ./cmd/iommap_port
+
+build: deps $(ENGINE)
+	cd erlang && $(REBAR3) compile
+
+demo: build
+	erlc -o examples examples/demo.erl
+	erl -noshell -pa erlang/_build/default/lib/iommap/ebin -pa examples -eval 'demo:main(), halt().'
+
+test: deps test-go test-e2e test-erlang check
+
+test-go:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./mmap ./port
+
+test-e2e: $(ENGINE)
+	$(GO) test -count=1 ./test/...
+
+test-erlang: build
+	cd erlang && $(REBAR3) eunit && $(REBAR3) ct
+
+check: build
+	@out=$$(gofmt -l cmd port mmap test); if [ -n "$$out" ]; then echo "gofmt -l: $$out"; exit 1; fi
+	cd erlang && $(REBAR3) xref && $(REBAR3) dialyzer
+
+bench: build
+	erlc -o bench bench/iommap_bench.erl
+	erl -noshell -pa erlang/_build/default/lib/iommap/ebin -pa bench -eval 'iommap_bench:main(), halt().'
+
+clean:
+	rm -rf erlang/_build $(ENGINE) bench/*.beam examples/*.beam

@@ -1,0 +1,436 @@
+%% One test per row and rule of API.md, through the public API.
+-module(iommap_api_tests).
+-include_lib("eunit/include/eunit.hrl").
+-include_lib("kernel/include/file.hrl").
+
+%% helpers
+
+dir() ->
+    D = filename:join("/tmp", "iommap-eunit-" ++ os:getpid()),
+    ok = filelib:ensure_dir(filename:join(D, "x")),
+    D.
+
+path(Name) ->
+    P = filename:join(dir(), Name),
+    _ = file:delete(P),
+    P.
+
+file_with(Name, Bytes) ->
+    P = path(Name),
+    ok = file:write_file(P, Bytes),
+    P.
+
+open_rw(Bytes) ->
+    {ok, H} = iommap:open(file_with("rw" ++ integer_to_list(erlang:unique_integer([positive])), Bytes),
+                          read_write, []),
+    H.
+
+size_of(P) ->
+    {ok, #file_info{size = S}} = file:read_file_info(P),
+    S.
+
+%% Types and functions
+
+open_returns_a_reference_test() ->
+    {ok, H} = iommap:open(file_with("ref", <<"abc">>), read, []),
+    ?assert(is_reference(H)),
+    ok = iommap:close(H).
+
+open2_is_read_write_test() ->
+    P = file_with("open2", <<"abcd">>),
+    {ok, H} = iommap:open(P, []),
+    ?assertEqual(ok, iommap:pwrite(H, 0, <<"X">>)),
+    ?assertEqual({ok, <<"Xbcd">>}, iommap:pread(H, 0, 4)),
+    {ok, #{mode := read_write}} = iommap:info(H),
+    ok = iommap:close(H).
+
+mode_atoms_in_options_are_ignored_test() ->
+    P = file_with("modeopt", <<"abcd">>),
+    {ok, H} = iommap:open(P, read, [read_write, write]),
+    ?assertEqual({error, eacces}, iommap:pwrite(H, 0, <<"X">>)),
+    ok = iommap:close(H).
+
+close_twice_test() ->
+    H = open_rw(<<"abc">>),
+    ?assertEqual(ok, iommap:close(H)),
+    ?assertEqual({error, closed}, iommap:close(H)).
+
+pread_returns_a_copy_test() ->
+    H = open_rw(<<"hello world">>),
+    {ok, B} = iommap:pread(H, 6, 5),
+    ok = iommap:pwrite(H, 6, <<"WORLD">>),
+    ?assertEqual(<<"world">>, B),
+    ok = iommap:close(H),
+    ?assertEqual(<<"world">>, B).
+
+pwrite_takes_iodata_test() ->
+    H = open_rw(<<0:80>>),
+    ?assertEqual(ok, iommap:pwrite(H, 1, [<<"ab">>, $c, [<<"d">>, "ef"], <<>>])),
+    ?assertEqual({ok, <<0, "abcdef", 0, 0, 0>>}, iommap:pread(H, 0, 10)),
+    ?assertEqual(ok, iommap:pwrite(H, 0, [])),
+    ok = iommap:close(H).
+
+region_binary_has_the_bytes_of_pread_test() ->
+    Bytes = crypto:strong_rand_bytes(70000),
+    H = open_rw(Bytes),
+    [?assertEqual(iommap:pread(H, O, L), iommap:region_binary(H, O, L))
+     || {O, L} <- [{0, 0}, {0, 1}, {123, 4000}, {0, 70000}, {70000, 0}, {69999, 1}]],
+    ?assertEqual({error, out_of_bounds}, iommap:region_binary(H, 69999, 2)),
+    ok = iommap:close(H).
+
+region_binary_survives_close_and_truncate_test() ->
+    H = open_rw(binary:copy(<<"z">>, 8192)),
+    {ok, R} = iommap:region_binary(H, 4096, 100),
+    ok = iommap:truncate(H, 4096),
+    ?assertEqual(binary:copy(<<"z">>, 100), R),
+    ok = iommap:close(H),
+    ?assertEqual(binary:copy(<<"z">>, 100), R).
+
+sync_test() ->
+    P = file_with("sync", <<0:64>>),
+    {ok, H} = iommap:open(P, read_write, []),
+    ok = iommap:pwrite(H, 0, <<"durable!">>),
+    ?assertEqual(ok, iommap:sync(H)),
+    ?assertEqual(ok, iommap:sync(H, sync)),
+    ?assertEqual(ok, iommap:sync(H, async)),
+    ?assertEqual({ok, <<"durable!">>}, file:read_file(P)),
+    ok = iommap:close(H).
+
+truncate_and_position_test() ->
+    P = file_with("trunc", <<"abcdef">>),
+    {ok, H} = iommap:open(P, read_write, []),
+    ?assertEqual({ok, 6}, iommap:position(H)),
+    ?assertEqual(ok, iommap:truncate(H, 10)),
+    ?assertEqual({ok, 10}, iommap:position(H)),
+    ?assertEqual(10, size_of(P)),
+    ?assertEqual({ok, <<"abcdef", 0, 0, 0, 0>>}, iommap:pread(H, 0, 10)),
+    ?assertEqual(ok, iommap:truncate(H, 3)),
+    ?assertEqual({ok, 3}, iommap:position(H)),
+    ?assertEqual({ok, <<"abc">>}, file:read_file(P)),
+    ?assertEqual({error, out_of_bounds}, iommap:pread(H, 0, 4)),
+    ?assertEqual({error, einval}, iommap:truncate(H, 0)),
+    ok = iommap:close(H).
+
+truncate_private_rereads_the_file_test() ->
+    P = file_with("tpriv", <<"abcd">>),
+    {ok, H} = iommap:open(P, read_write, [private]),
+    ok = iommap:pwrite(H, 0, <<"XY">>),
+    ?assertEqual({ok, <<"XYcd">>}, iommap:pread(H, 0, 4)),
+    ok = iommap:truncate(H, 4),
+    ?assertEqual({ok, <<"abcd">>}, iommap:pread(H, 0, 4)),
+    ok = iommap:close(H).
+
+truncate_needs_write_test() ->
+    {ok, H} = iommap:open(file_with("tro", <<"abcd">>), read, []),
+    ?assertEqual({error, eacces}, iommap:truncate(H, 8)),
+    {ok, W} = iommap:open(file_with("two", <<"abcd">>), write, []),
+    ?assertEqual(ok, iommap:truncate(W, 8)),
+    ?assertEqual({ok, 8}, iommap:position(W)),
+    ok = iommap:close(H), ok = iommap:close(W).
+
+advise_test() ->
+    H = open_rw(<<0:(3 * 4096 * 8)>>),
+    [?assertEqual(ok, iommap:advise(H, 0, 4096, Hint))
+     || Hint <- [normal, random, sequential, willneed, dontneed]],
+    ?assertEqual(ok, iommap:advise(H, 4096, 0, willneed)),
+    ?assertEqual(ok, iommap:advise(H, 3 * 4096, 0, normal)),
+    ?assertEqual({error, einval}, iommap:advise(H, 1, 100, willneed)),
+    ?assertEqual({error, out_of_bounds}, iommap:advise(H, 4096, 3 * 4096, willneed)),
+    ?assertError(badarg, iommap:advise(H, 0, 4096, sometimes)),
+    ok = iommap:close(H).
+
+position_is_the_mapping_size_test() ->
+    H = open_rw(<<0:(5000 * 8)>>),
+    ok = iommap:pwrite(H, 100, <<"x">>),
+    {ok, _} = iommap:pread(H, 200, 10),
+    ?assertEqual({ok, 5000}, iommap:position(H)),
+    ok = iommap:close(H).
+
+any_process_may_use_and_close_test() ->
+    H = open_rw(<<"abcdef">>),
+    Self = self(),
+    spawn(fun() ->
+                  R1 = iommap:pwrite(H, 0, <<"Q">>),
+                  R2 = iommap:pread(H, 0, 2),
+                  R3 = iommap:close(H),
+                  Self ! {other, R1, R2, R3}
+          end),
+    receive {other, A, B, C} -> ?assertEqual({ok, {ok, <<"Qb">>}, ok}, {A, B, C}) end,
+    ?assertEqual({error, closed}, iommap:pread(H, 0, 1)).
+
+%% open/3: paths
+
+binary_path_is_raw_bytes_test() ->
+    Name = <<"raw-", 16#e9, ".dat">>, % latin-1 byte, not valid UTF-8
+    P = <<(list_to_binary(dir()))/binary, "/", Name/binary>>,
+    ok = file:write_file(P, <<"raw">>),
+    {ok, H} = iommap:open(P, read, []),
+    ?assertEqual({ok, <<"raw">>}, iommap:pread(H, 0, 3)),
+    ok = iommap:close(H).
+
+unicode_chardata_path_test() ->
+    P = filename:join(dir(), "ünïcødé-файл.dat"),
+    ok = file:write_file(P, <<"uni">>),
+    {ok, H} = iommap:open(P, read, []),
+    ?assertEqual({ok, <<"uni">>}, iommap:pread(H, 0, 3)),
+    ok = iommap:close(H),
+    {ok, H2} = iommap:open([dir(), "/", <<"ünïcødé-"/utf8>>, "файл.dat"], read, []),
+    ok = iommap:close(H2).
+
+nul_in_path_raises_test() ->
+    ?assertError(badarg, iommap:open(<<"/tmp/a", 0, "b">>, read, [])),
+    ?assertError(badarg, iommap:open("/tmp/a\0b", read, [])).
+
+path_of_wrong_type_is_error_test() ->
+    ?assertEqual({error, badarg}, iommap:open(some_atom, read, [])),
+    ?assertEqual({error, badarg}, iommap:open(42, read, [])),
+    ?assertEqual({error, badarg}, iommap:open([-1], read, [])).
+
+unknown_mode_raises_test() ->
+    P = file_with("mode", <<"abc">>),
+    ?assertError(badarg, iommap:open(P, append, [])),
+    ?assertError(badarg, iommap:open(P, "read", [])).
+
+options_test() ->
+    P = file_with("opts", <<"abcd">>),
+    {ok, H} = iommap:open(P, read_write, [whatever, {other, 1}, lock, populate, nocache]),
+    ?assertEqual({ok, <<"abcd">>}, iommap:pread(H, 0, 4)),
+    ok = iommap:close(H),
+    ?assertError(badarg, iommap:open(P, read_write, [{size, -1}])),
+    ?assertError(badarg, iommap:open(P, read_write, [{size, foo}])),
+    ?assertError(badarg, iommap:open(P, read_write, [{size, 1.5}])),
+    ?assertError(badarg, iommap:open(P, read_write, not_a_list)).
+
+shared_private_last_wins_and_default_shared_test() ->
+    Cases = [{[], shared}, {[private], private}, {[private, shared], shared},
+             {[shared, private], private}],
+    [begin
+         P = file_with("share", <<"aaaa">>),
+         {ok, H} = iommap:open(P, read_write, Opts),
+         ok = iommap:pwrite(H, 0, <<"b">>),
+         {ok, File} = file:read_file(P),
+         ?assertEqual({Opts, case Want of shared -> <<"baaa">>; private -> <<"aaaa">> end},
+                      {Opts, File}),
+         {ok, #{sharing := Want}} = iommap:info(H),
+         ok = iommap:close(H)
+     end || {Opts, Want} <- Cases].
+
+repeated_size_last_wins_test() ->
+    P = path("size2"),
+    {ok, H} = iommap:open(P, read_write, [create, {size, 100}, {size, 300}]),
+    ?assertEqual({ok, 300}, iommap:position(H)),
+    ok = iommap:close(H).
+
+modes_test() ->
+    P = file_with("modes", <<"abcd">>),
+    {ok, R} = iommap:open(P, read, []),
+    {ok, W} = iommap:open(P, write, []),
+    {ok, RW} = iommap:open(P, read_write, []),
+    ?assertEqual({error, eacces}, iommap:pwrite(R, 0, <<"x">>)),
+    ?assertEqual({ok, <<"ab">>}, iommap:pread(R, 0, 2)),
+    ?assertEqual({error, eacces}, iommap:pread(W, 0, 1)),
+    ?assertEqual({error, eacces}, iommap:region_binary(W, 0, 1)),
+    ?assertEqual(ok, iommap:pwrite(W, 0, <<"W">>)),
+    ?assertEqual({ok, <<"Wbcd">>}, iommap:pread(RW, 0, 4)),
+    ?assertEqual({ok, <<"Wb">>}, iommap:pread(R, 0, 2)),
+    [ok = iommap:close(H) || H <- [R, W, RW]].
+
+files_are_cloexec_and_created_0644_test() ->
+    P = path("cloexec"),
+    {ok, H} = iommap:open(P, read_write, [create, {size, 10}]),
+    {ok, #file_info{mode = Mode}} = file:read_file_info(P),
+    ?assertEqual(8#644, Mode band 8#777),
+    {ok, #{os_pid := Pid}} = iommap:engine_info(),
+    Fd = engine_fd_of(Pid, P),
+    {ok, Info} = file:read_file("/proc/" ++ integer_to_list(Pid) ++ "/fdinfo/" ++ Fd),
+    [FlagsOct] = [F || Line <- string:split(binary_to_list(Info), "\n", all),
+                       ["flags:", F] <- [string:lexemes(Line, " \t")]],
+    ?assert(list_to_integer(FlagsOct, 8) band 8#2000000 =/= 0), % O_CLOEXEC
+    ok = iommap:close(H).
+
+engine_fd_of(Pid, P) ->
+    D = "/proc/" ++ integer_to_list(Pid) ++ "/fd",
+    {ok, Fds} = file:list_dir(D),
+    [Fd] = [Fd || Fd <- Fds, file:read_link(filename:join(D, Fd)) =:= {ok, P}],
+    Fd.
+
+read_with_create_or_truncate_is_einval_and_touches_nothing_test() ->
+    Missing = path("rc-missing"),
+    ?assertEqual({error, einval}, iommap:open(Missing, read, [create, {size, 10}])),
+    ?assertNot(filelib:is_file(Missing)),
+    P = file_with("rt", <<"keep">>),
+    ?assertEqual({error, einval}, iommap:open(P, read, [truncate, {size, 10}])),
+    ?assertEqual({ok, <<"keep">>}, file:read_file(P)).
+
+size_grows_never_shrinks_test() ->
+    P = file_with("grow", <<"abc">>),
+    {ok, H} = iommap:open(P, read_write, [{size, 4096}]),
+    ?assertEqual({ok, 4096}, iommap:position(H)),
+    ?assertEqual(4096, size_of(P)),
+    ?assertEqual({ok, <<"abc", 0>>}, iommap:pread(H, 0, 4)),
+    ok = iommap:close(H),
+    {ok, H2} = iommap:open(P, read_write, [{size, 10}]),
+    ?assertEqual({ok, 4096}, iommap:position(H2)),
+    ?assertEqual(4096, size_of(P)),
+    ok = iommap:close(H2).
+
+size_allocates_blocks_test() ->
+    P = path("alloc"),
+    {ok, H} = iommap:open(P, read_write, [create, {size, 1 bsl 20}]),
+    Blocks = list_to_integer(string:trim(os:cmd("stat -c %b " ++ P))),
+    ?assert(Blocks * 512 >= 1 bsl 20),
+    ok = iommap:close(H).
+
+truncate_option_cuts_then_grows_test() ->
+    P = file_with("topt", binary:copy(<<"x">>, 8192)),
+    {ok, H} = iommap:open(P, read_write, [truncate, {size, 100}]),
+    ?assertEqual({ok, 100}, iommap:position(H)),
+    ?assertEqual({ok, <<0:800>>}, iommap:pread(H, 0, 100)),
+    ok = iommap:close(H).
+
+zero_size_mapping_is_einval_and_leaves_disk_test() ->
+    Empty = file_with("empty", <<>>),
+    ?assertEqual({error, einval}, iommap:open(Empty, read_write, [])),
+    Missing = path("nosize"),
+    ?assertEqual({error, einval}, iommap:open(Missing, read_write, [create])),
+    ?assertNot(filelib:is_file(Missing)),
+    ?assertEqual({error, einval}, iommap:open(Missing, read_write, [create, {size, 0}])),
+    ?assertNot(filelib:is_file(Missing)),
+    Full = file_with("full", <<"data">>),
+    ?assertEqual({error, einval}, iommap:open(Full, read_write, [{size, 0}])),
+    ?assertEqual({error, einval}, iommap:open(Full, read_write, [truncate])),
+    ?assertEqual({ok, <<"data">>}, file:read_file(Full)).
+
+create_keeps_an_existing_file_test() ->
+    P = file_with("exists", <<"data">>),
+    {ok, H} = iommap:open(P, read_write, [create]),
+    ?assertEqual({ok, <<"data">>}, iommap:pread(H, 0, 4)),
+    ok = iommap:close(H).
+
+missing_file_is_enoent_test() ->
+    ?assertEqual({error, enoent}, iommap:open(path("missing"), read_write, [])),
+    ?assertEqual({error, enoent}, iommap:open(path("missing"), read, [{size, 10}])).
+
+%% Check order and bounds
+
+bad_types_raise_test() ->
+    H = open_rw(<<"abcd">>),
+    ?assertError(badarg, iommap:close(not_a_ref)),
+    ?assertError(badarg, iommap:pread(self(), 0, 1)),
+    ?assertError(badarg, iommap:pread(H, 0.0, 1)),
+    ?assertError(badarg, iommap:pread(H, 0, "1")),
+    ?assertError(badarg, iommap:region_binary(H, a, 1)),
+    ?assertError(badarg, iommap:pwrite(H, 0, atom)),
+    ?assertError(badarg, iommap:pwrite(H, 0, [256])),
+    ?assertError(badarg, iommap:pwrite(H, 0, [<<1:1>>])),
+    ?assertError(badarg, iommap:pwrite(H, x, <<>>)),
+    ?assertError(badarg, iommap:sync(H, maybe)),
+    ?assertError(badarg, iommap:sync(x)),
+    ?assertError(badarg, iommap:truncate(H, 1.0)),
+    ?assertError(badarg, iommap:advise(H, 0, x, normal)),
+    ?assertError(badarg, iommap:position(123)),
+    ?assertError(badarg, iommap:controlling_process(H, not_a_pid)),
+    ok = iommap:close(H).
+
+negative_is_error_badarg_even_when_closed_test() ->
+    H = open_rw(<<"abcd">>),
+    ok = iommap:close(H),
+    ?assertEqual({error, badarg}, iommap:pread(H, -1, 1)),
+    ?assertEqual({error, badarg}, iommap:pread(H, 0, -1)),
+    ?assertEqual({error, badarg}, iommap:region_binary(H, -1, 0)),
+    ?assertEqual({error, badarg}, iommap:pwrite(H, -5, <<"x">>)),
+    ?assertEqual({error, badarg}, iommap:truncate(H, -1)),
+    ?assertEqual({error, badarg}, iommap:advise(H, -4096, 0, normal)),
+    ?assertEqual({error, badarg}, iommap:advise(H, 0, -1, normal)).
+
+closed_before_mode_before_bounds_test() ->
+    P = file_with("order", <<"abcd">>),
+    {ok, R} = iommap:open(P, read, []),
+    {ok, W} = iommap:open(P, write, []),
+    ?assertEqual({error, eacces}, iommap:pwrite(R, 100, <<"x">>)),
+    ?assertEqual({error, eacces}, iommap:pread(W, 100, 1)),
+    ?assertEqual({error, eacces}, iommap:truncate(R, 0)),
+    ok = iommap:close(R), ok = iommap:close(W),
+    ?assertEqual({error, closed}, iommap:pwrite(R, 100, <<"x">>)),
+    ?assertEqual({error, closed}, iommap:pread(W, 100, 1)),
+    ?assertEqual({error, closed}, iommap:truncate(R, 8)),
+    ?assertEqual({error, closed}, iommap:sync(R)),
+    ?assertEqual({error, closed}, iommap:advise(R, 0, 0, normal)),
+    ?assertEqual({error, closed}, iommap:position(R)),
+    ?assertEqual({error, closed}, iommap:region_binary(R, 0, 1)).
+
+a_foreign_reference_is_closed_test() ->
+    ?assertEqual({error, closed}, iommap:pread(make_ref(), 0, 1)),
+    ?assertEqual({error, closed}, iommap:close(make_ref())).
+
+bounds_test() ->
+    S = 4096,
+    H = open_rw(<<0:(S * 8)>>),
+    ?assertEqual({ok, <<>>}, iommap:pread(H, S, 0)),
+    ?assertEqual({error, out_of_bounds}, iommap:pread(H, S + 1, 0)),
+    ?assertEqual({error, out_of_bounds}, iommap:pread(H, S - 1, 2)),
+    ?assertEqual({error, out_of_bounds}, iommap:pread(H, 0, S + 1)),
+    ?assertEqual({error, out_of_bounds}, iommap:pread(H, 1 bsl 64, 1)),
+    ?assertEqual({error, out_of_bounds}, iommap:pread(H, 1, (1 bsl 64) - 1)), % no overflow
+    ?assertEqual({error, out_of_bounds}, iommap:pread(H, 1 bsl 100, 0)),
+    ?assertEqual({ok, <<0>>}, iommap:pread(H, S - 1, 1)),
+    ?assertEqual(ok, iommap:pwrite(H, S, <<>>)),
+    ?assertEqual({error, out_of_bounds}, iommap:pwrite(H, S + 1, <<>>)),
+    ok = iommap:close(H).
+
+no_partial_writes_and_no_growth_test() ->
+    P = file_with("nogrow", <<"abcd">>),
+    {ok, H} = iommap:open(P, read_write, []),
+    ?assertEqual({error, out_of_bounds}, iommap:pwrite(H, 2, <<"XYZ">>)),
+    ?assertEqual({ok, <<"abcd">>}, file:read_file(P)),
+    ?assertEqual({ok, 4}, iommap:position(H)),
+    ok = iommap:close(H).
+
+huge_read_is_refused_without_allocating_test() ->
+    H = open_rw(<<"abcd">>),
+    ?assertEqual({error, out_of_bounds}, iommap:pread(H, 0, 1 bsl 40)),
+    ok = iommap:close(H).
+
+%% Errors
+
+errors_are_posix_atoms_test() ->
+    ?assertEqual({error, eisdir}, iommap:open(dir(), read_write, [])),
+    ?assertEqual({error, eisdir}, iommap:open(dir(), read, [])),
+    ?assertEqual({error, enoent}, iommap:open(filename:join(path("nodir"), "f"), read_write, [create, {size, 1}])),
+    ?assertEqual({error, enodev}, iommap:open("/dev/null", read, [])).
+
+permission_denied_is_eacces_test() ->
+    case os:getenv("USER") =:= "root" orelse string:trim(os:cmd("id -u")) =:= "0" of
+        true ->
+            %% root ignores file modes; /proc/1/mem-like files still refuse
+            ?assertMatch({error, _}, iommap:open("/proc/self/status", read_write, []));
+        false ->
+            P = file_with("noperm", <<"abc">>),
+            ok = file:change_mode(P, 8#000),
+            ?assertEqual({error, eacces}, iommap:open(P, read, []))
+    end.
+
+%% Faults
+
+sigbus_after_external_truncation_test() ->
+    P = file_with("sigbus", binary:copy(<<"s">>, 3 * 4096)),
+    {ok, H} = iommap:open(P, read_write, []),
+    Other = open_rw(<<"other">>),
+    ok = file:write_file(P, binary:copy(<<"s">>, 4096)), % another writer cuts it to one page
+    ?assertEqual({error, sigbus}, iommap:pread(H, 2 * 4096, 10)),
+    ?assertEqual({error, sigbus}, iommap:pwrite(H, 2 * 4096, <<"x">>)),
+    ?assertEqual({error, sigbus}, iommap:region_binary(H, 4096, 10)),
+    ?assertEqual({ok, <<"ssss">>}, iommap:pread(H, 0, 4)),
+    ?assertEqual({ok, <<"other">>}, iommap:pread(Other, 0, 5)),
+    ?assertEqual(ok, iommap:close(H)),
+    ok = iommap:close(Other).
+
+sigbus_from_another_handle_truncating_test() ->
+    P = file_with("sigbus2", binary:copy(<<"t">>, 2 * 4096)),
+    {ok, A} = iommap:open(P, read_write, []),
+    {ok, B} = iommap:open(P, read_write, []),
+    ok = iommap:truncate(B, 4096),
+    ?assertEqual({error, sigbus}, iommap:pread(A, 4096, 1)),
+    ?assertEqual({ok, 2 * 4096}, iommap:position(A)),
+    ?assertEqual(ok, iommap:close(A)),
+    ok = iommap:close(B).
