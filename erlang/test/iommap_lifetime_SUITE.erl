@@ -1,0 +1,202 @@
+%% Lifetime: ownership, engine death, concurrency, code reload.
+-module(iommap_lifetime_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, init_per_testcase/2, end_per_testcase/2]).
+-export([owner_death_closes_handles/1, controlling_process_hands_over/1,
+         engine_kill_loses_no_acknowledged_write/1, engine_kill_repeated/1,
+         many_processes_at_once/1, close_races_with_calls/1,
+         reload_and_purge_with_handles_in_use/1, works_with_no_start_call/1]).
+
+all() ->
+    [works_with_no_start_call, owner_death_closes_handles, controlling_process_hands_over,
+     many_processes_at_once, close_races_with_calls, reload_and_purge_with_handles_in_use,
+     engine_kill_loses_no_acknowledged_write, engine_kill_repeated].
+
+init_per_testcase(_, Config) ->
+    Config.
+
+end_per_testcase(_, _Config) ->
+    ok.
+
+file_of(Config, Name, Size) ->
+    P = filename:join(?config(priv_dir, Config), Name),
+    ok = file:write_file(P, <<0:(Size * 8)>>),
+    P.
+
+handles() ->
+    {ok, #{handles := N}} = iommap:engine_info(),
+    N.
+
+%% Cases
+
+works_with_no_start_call(Config) ->
+    _ = application:stop(iommap),
+    undefined = whereis(iommap_engine),
+    {ok, H} = iommap:open(file_of(Config, "nostart", 16), read_write, []),
+    ok = iommap:pwrite(H, 0, <<"x">>),
+    ok = iommap:close(H).
+
+owner_death_closes_handles(Config) ->
+    P = file_of(Config, "owner", 4096),
+    Before = handles(),
+    Self = self(),
+    {Pid, Ref} = spawn_monitor(fun() ->
+                                       Hs = [element(2, iommap:open(P, read_write, [])) || _ <- lists:seq(1, 5)],
+                                       Self ! {handles, Hs}
+                               end),
+    Hs = receive {handles, X} -> X end,
+    receive {'DOWN', Ref, process, Pid, _} -> ok end,
+    wait_until(fun() -> handles() =:= Before end),
+    [?assertEqual({error, closed}, iommap:pread(H, 0, 1)) || H <- Hs],
+    [?assertEqual({error, closed}, iommap:close(H)) || H <- Hs].
+
+controlling_process_hands_over(Config) ->
+    P = file_of(Config, "ctl", 4096),
+    Self = self(),
+    {A, ARef} = spawn_monitor(fun() ->
+                                      {ok, H} = iommap:open(P, read_write, []),
+                                      Self ! {h, H},
+                                      receive give -> Self ! {gave, iommap:controlling_process(H, Self)} end
+                              end),
+    H = receive {h, X} -> X end,
+    %% not the owner: refused
+    ?assertEqual({error, not_owner}, iommap:controlling_process(H, self())),
+    A ! give,
+    receive {gave, R} -> ?assertEqual(ok, R) end,
+    receive {'DOWN', ARef, process, A, _} -> ok end,
+    timer:sleep(50),
+    %% the old owner died, the handle lives on with us
+    ?assertEqual(ok, iommap:pwrite(H, 0, <<"mine">>)),
+    ?assertEqual({ok, <<"mine">>}, iommap:pread(H, 0, 4)),
+    %% and goes when its new owner dies
+    {B, BRef} = spawn_monitor(fun() -> receive go -> ok end end),
+    ok = iommap:controlling_process(H, B),
+    B ! go,
+    receive {'DOWN', BRef, process, B, _} -> ok end,
+    wait_until(fun() -> iommap:pread(H, 0, 1) =:= {error, closed} end),
+    ?assertEqual({error, closed}, iommap:controlling_process(H, self())).
+
+many_processes_at_once(Config) ->
+    N = 32, Rec = 256, Rounds = 200,
+    {ok, H} = iommap:open(file_of(Config, "many", N * Rec), read_write, []),
+    Self = self(),
+    Pids = [spawn_link(fun() ->
+                               Off = I * Rec,
+                               [begin
+                                    Val = binary:copy(<<(R band 255)>>, Rec),
+                                    ok = iommap:pwrite(H, Off, Val),
+                                    {ok, Val} = iommap:pread(H, Off, Rec)
+                                end || R <- lists:seq(1, Rounds)],
+                               Self ! {done, self()}
+                       end) || I <- lists:seq(0, N - 1)],
+    [receive {done, P} -> ok after 60000 -> ct:fail(timeout) end || P <- Pids],
+    {ok, All} = iommap:pread(H, 0, N * Rec),
+    ?assertEqual(binary:copy(<<(Rounds band 255)>>, N * Rec), All),
+    ok = iommap:close(H).
+
+close_races_with_calls(Config) ->
+    Allowed = fun(ok) -> true;
+                 ({ok, _}) -> true;
+                 ({error, closed}) -> true;
+                 (_) -> false
+              end,
+    [begin
+         {ok, H} = iommap:open(file_of(Config, "race", 65536), read_write, []),
+         Self = self(),
+         Ws = [spawn_link(fun() ->
+                                  Rs = [case K rem 4 of
+                                            0 -> iommap:pread(H, 0, 4096);
+                                            1 -> iommap:pwrite(H, 0, <<1:32768>>);
+                                            2 -> iommap:truncate(H, 65536);
+                                            3 -> iommap:position(H)
+                                        end || K <- lists:seq(1, 40)],
+                                  Self ! {rs, self(), Rs}
+                          end) || _ <- lists:seq(1, 4)],
+         timer:sleep(rand:uniform(3)),
+         ?assertEqual(ok, iommap:close(H)),
+         [receive {rs, W, Rs} -> [?assert(Allowed(R)) || R <- Rs] end || W <- Ws]
+     end || _ <- lists:seq(1, 20)],
+    ok.
+
+reload_and_purge_with_handles_in_use(Config) ->
+    {ok, H} = iommap:open(file_of(Config, "reload", 4096), read_write, []),
+    Self = self(),
+    Loop = spawn_link(fun() -> reader(H, Self, 0) end),
+    timer:sleep(20),
+    [begin
+         {module, iommap} = code:load_file(iommap),
+         _ = code:purge(iommap),
+         timer:sleep(10)
+     end || _ <- lists:seq(1, 3)],
+    ?assert(is_process_alive(Loop)),
+    Loop ! {stop, self()},
+    N = receive {count, C} -> C after 5000 -> ct:fail(reader_stuck) end,
+    ?assert(N > 0),
+    ?assertEqual({ok, 4096}, iommap:position(H)),
+    ok = iommap:close(H).
+
+reader(H, Parent, N) ->
+    receive
+        {stop, From} -> From ! {count, N}
+    after 0 ->
+        {ok, _} = iommap:pread(H, 0, 64),
+        reader(H, Parent, N + 1)
+    end.
+
+%% 8 writers and readers hammer a shared mapping; the engine is killed with
+%% SIGKILL under them. Every caller must come back, every write that
+%% returned ok must be in the file, and a new engine must serve opens.
+engine_kill_loses_no_acknowledged_write(Config) ->
+    kill_round(Config, "kill", 1).
+
+engine_kill_repeated(Config) ->
+    [kill_round(Config, "killrep" ++ integer_to_list(I), I) || I <- lists:seq(1, 10)],
+    ok.
+
+kill_round(Config, Name, Seed) ->
+    Rec = 64, NW = 8, Slots = 512,
+    P = file_of(Config, Name, NW * Slots * Rec),
+    {ok, H} = iommap:open(P, read_write, []),
+    {ok, #{os_pid := OsPid}} = iommap:engine_info(),
+    Procs0 = erlang:system_info(process_count),
+    Self = self(),
+    Ws = [spawn_link(fun() -> writer(H, I, Rec, Slots, Seed, Self, []) end) || I <- lists:seq(0, NW - 1)],
+    timer:sleep(30 + rand:uniform(30)),
+    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    Acked = lists:append([receive {acked, W, A} -> A after 10000 -> ct:fail({caller_hung, W}) end || W <- Ws]),
+    {ok, Disk} = file:read_file(P),
+    [?assertEqual({Off, Val}, {Off, binary:part(Disk, Off, Rec)}) || {Off, Val} <- Acked],
+    ?assertEqual({error, closed}, iommap:pread(H, 0, 1)),
+    wait_until(fun() -> case iommap:engine_info() of
+                            {ok, #{os_pid := New}} -> New =/= OsPid;
+                            _ -> false
+                        end end),
+    {ok, H2} = iommap:open(P, read_write, []),
+    ok = iommap:close(H2),
+    wait_until(fun() -> erlang:system_info(process_count) =< Procs0 end),
+    ct:pal("round ~p: ~p acknowledged writes, all on disk", [Seed, length(Acked)]).
+
+writer(H, I, Rec, Slots, Seed, Parent, Acked) ->
+    Slot = rand:uniform(Slots) - 1,
+    Off = (I * Slots + Slot) * Rec,
+    Val = <<I:8, Seed:8, (length(Acked)):48, 0:((Rec - 8) * 8)>>,
+    case iommap:pwrite(H, Off, Val) of
+        ok ->
+            Acked1 = [{Off, Val} | lists:keydelete(Off, 1, Acked)],
+            case iommap:pread(H, Off, Rec) of
+                {ok, Val} -> writer(H, I, Rec, Slots, Seed, Parent, Acked1);
+                {error, closed} -> Parent ! {acked, self(), Acked1}
+            end;
+        {error, closed} ->
+            Parent ! {acked, self(), Acked}
+    end.
+
+wait_until(F) -> wait_until(F, 500).
+wait_until(F, 0) -> ?assert(F());
+wait_until(F, N) ->
+    case F() of
+        true -> ok;
+        false -> timer:sleep(10), wait_until(F, N - 1)
+    end.
