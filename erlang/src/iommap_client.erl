@@ -44,11 +44,18 @@ call(H, Req) ->
 
 call(#engine{handles = Handles} = E, H, Req) ->
     try ets:lookup(Handles, H) of
-        [{_, HId, _}] -> send(E, {HId, Req});
+        [{_, HId, _}] ->
+            case too_big(Req) of
+                false -> send(E, {HId, Req});
+                true -> {error, enomem} % more than one frame can carry
+            end;
         [] -> {error, closed}
     catch
         error:badarg -> {error, closed} % the table died with its engine
     end.
+
+too_big({pwrite, _, Data}) -> iolist_size(Data) > ?MAX_DATA;
+too_big(_) -> false.
 
 send(#engine{server = S, port = Port, pending = Pending, ids = Ids}, Req) ->
     Alias = erlang:monitor(process, S, [{alias, demonitor}]),

@@ -434,3 +434,10 @@ sigbus_from_another_handle_truncating_test() ->
     ?assertEqual({ok, 2 * 4096}, iommap:position(A)),
     ?assertEqual(ok, iommap:close(A)),
     ok = iommap:close(B).
+
+more_than_a_frame_is_enomem_test() ->
+    H = open_rw(<<"abcd">>),
+    MiB = binary:copy(<<0>>, 1 bsl 20),
+    %% 2 GiB + 1 MiB of iodata, built from one binary: nothing is sent
+    ?assertEqual({error, enomem}, iommap:pwrite(H, 0, lists:duplicate(2049, MiB))),
+    ok = iommap:close(H).

@@ -1,0 +1,216 @@
+package port
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/okeuday/erlang_go/v2/erlang"
+)
+
+type atomT = erlang.OtpErlangAtomUTF8
+
+func enc(t testing.TB, terms ...interface{}) []byte {
+	b, err := erlang.TermToBinary(erlang.OtpErlangTuple(terms), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// frames splits b into reply bodies and decodes each with erlang_go.
+func frames(t testing.TB, b []byte) []erlang.OtpErlangTuple {
+	var out []erlang.OtpErlangTuple
+	for len(b) > 0 {
+		if len(b) < 4 {
+			t.Fatalf("trailing %d bytes", len(b))
+		}
+		n := int(binary.BigEndian.Uint32(b))
+		if len(b) < 4+n {
+			t.Fatalf("frame of %d bytes, %d left", n, len(b)-4)
+		}
+		term, err := erlang.BinaryToTerm(b[4 : 4+n])
+		if err != nil {
+			t.Fatalf("reply is not ETF: %v", err)
+		}
+		tup, ok := term.(erlang.OtpErlangTuple)
+		if !ok || len(tup) != 2 {
+			t.Fatalf("reply is not {Id, Result}: %#v", term)
+		}
+		out = append(out, tup)
+		b = b[4+n:]
+	}
+	return out
+}
+
+func TestReplyShapesDecodeAsTheyShould(t *testing.T) {
+	cases := []struct {
+		name string
+		b    []byte
+		want interface{}
+	}{
+		{"ok", appendOK(nil, 7), atomT("ok")},
+		{"error", appendError(nil, 300, "out_of_bounds"), erlang.OtpErlangTuple{atomT("error"), atomT("out_of_bounds")}},
+		{"small int", appendOKUint(nil, 1, 200), erlang.OtpErlangTuple{atomT("ok"), uint8(200)}},
+		{"int", appendOKUint(nil, 1, 70000), erlang.OtpErlangTuple{atomT("ok"), int32(70000)}},
+		{"data", append(appendDataHeader(nil, 1, 3), "abc"...), erlang.OtpErlangTuple{atomT("ok"), erlang.OtpErlangBinary{Value: []byte("abc"), Bits: 8}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := frames(t, c.b)
+			if len(got) != 1 || !reflect.DeepEqual(got[0][1], c.want) {
+				t.Fatalf("got %#v want %#v", got, c.want)
+			}
+		})
+	}
+	big := frames(t, appendOKUint(nil, 1, 1<<40))[0][1].(erlang.OtpErlangTuple)[1]
+	if big.(interface{ String() string }).String() != "1099511627776" {
+		t.Fatalf("bignum %v", big)
+	}
+}
+
+func TestDecodeRejectsHostileLengthsBeforeErlangGoSeesThem(t *testing.T) {
+	cases := map[string][]byte{
+		"binary of 4 GiB":          {131, 104, 2, 97, 1, 109, 255, 255, 255, 255},
+		"list of 4G elements":      {131, 104, 2, 97, 1, 108, 255, 255, 255, 255, 106},
+		"atom longer than frame":   {131, 104, 2, 97, 1, 118, 255, 255},
+		"deep nesting":             append([]byte{131}, bytes.Repeat([]byte{104, 1}, 100)...),
+		"compressed term":          {131, 80, 0, 0, 0, 10, 1, 2},
+		"trailing bytes":           {131, 104, 2, 97, 1, 119, 1, 'a', 0},
+		"map with undefined key":   {131, 116, 0, 0, 0, 1, 119, 9, 'u', 'n', 'd', 'e', 'f', 'i', 'n', 'e', 'd', 97, 1},
+		"id zero is no id":         {131, 104, 2, 97, 0, 119, 1, 'a'},
+		"negative id":              {131, 104, 2, 98, 255, 255, 255, 255, 119, 1, 'a'},
+		"op that is not an atom":   {131, 104, 2, 97, 1, 97, 1},
+		"tuple of one":             {131, 104, 1, 97, 1},
+		"version byte missing":     {104, 2, 97, 1, 119, 1, 'a'},
+		"small big longer than it": {131, 104, 2, 97, 1, 110, 200, 0},
+	}
+	for name, f := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := decode(f); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func TestDecodeKeepsTheIdOfABadRequest(t *testing.T) {
+	req, err := decode([]byte{131, 104, 3, 98, 0, 0, 1, 0, 119, 1, 'x', 109, 255, 255, 255, 255})
+	if err == nil || req.id != 256 {
+		t.Fatalf("id %d err %v", req.id, err)
+	}
+}
+
+func newTestServer(t testing.TB) (*Server, uint64) {
+	s := NewServer(DefaultConfig, -1, -1)
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, bytes.Repeat([]byte("a"), 8192), 0o644)
+	req, err := decode(enc(t, int32(1), atomT("open"), []byte(p), atomT("read_write"), atomT("shared"), nil, erlang.OtpErlangList{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.run(req, nil, true)
+	res := frames(t, b)[0][1].(erlang.OtpErlangTuple)
+	return s, uint64(res[1].(uint8))
+}
+
+func TestRunAnswersEveryOperation(t *testing.T) {
+	s, h := newTestServer(t)
+	defer s.reg.CloseAll()
+	hid := int32(h)
+	ok := atomT("ok")
+	cases := []struct {
+		name string
+		req  []interface{}
+		want interface{}
+	}{
+		{"pwrite", []interface{}{atomT("pwrite"), hid, 0, []byte("xyz")}, ok},
+		{"pread", []interface{}{atomT("pread"), hid, 0, 3}, erlang.OtpErlangTuple{ok, erlang.OtpErlangBinary{Value: []byte("xyz"), Bits: 8}}},
+		{"pread out of bounds", []interface{}{atomT("pread"), hid, 8190, 3}, erlang.OtpErlangTuple{atomT("error"), atomT("out_of_bounds")}},
+		{"position", []interface{}{atomT("position"), hid}, erlang.OtpErlangTuple{ok, int32(8192)}},
+		{"sync", []interface{}{atomT("sync"), hid, atomT("sync")}, ok},
+		{"sync with a bad mode", []interface{}{atomT("sync"), hid, atomT("later")}, erlang.OtpErlangTuple{atomT("error"), atomT("badarg")}},
+		{"advise", []interface{}{atomT("advise"), hid, 0, 4096, atomT("random")}, ok},
+		{"truncate", []interface{}{atomT("truncate"), hid, 4096}, ok},
+		{"negative offset", []interface{}{atomT("pread"), hid, -1, 3}, erlang.OtpErlangTuple{atomT("error"), atomT("badarg")}},
+		{"unknown handle", []interface{}{atomT("position"), 999}, erlang.OtpErlangTuple{atomT("error"), atomT("closed")}},
+		{"close", []interface{}{atomT("close"), hid}, ok},
+		{"close again", []interface{}{atomT("close"), hid}, erlang.OtpErlangTuple{atomT("error"), atomT("closed")}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, err := decode(enc(t, append([]interface{}{int32(i + 2)}, c.req...)...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, busy := s.run(req, nil, true)
+			got := frames(t, b)
+			if busy || len(got) != 1 || got[0][0] != uint8(i+2) && got[0][0] != int32(i+2) {
+				t.Fatalf("busy %v frames %#v", busy, got)
+			}
+			if !reflect.DeepEqual(got[0][1], c.want) {
+				t.Fatalf("got %#v want %#v", got[0][1], c.want)
+			}
+		})
+	}
+}
+
+// The seeds are the request shapes of PROTOCOL.md.
+func seeds(f *testing.F) {
+	sh := []interface{}{atomT("shared")}
+	for _, terms := range [][]interface{}{
+		{int32(1), atomT("hello")},
+		{int32(2), atomT("open"), []byte("/nonexistent/x"), atomT("read"), sh[0], nil, erlang.OtpErlangList{Value: []interface{}{atomT("create")}}},
+		{int32(3), atomT("pread"), int32(1), 0, 10},
+		{int32(4), atomT("pwrite"), int32(1), 5, []byte("data")},
+		{int32(5), atomT("sync"), int32(1), atomT("async")},
+		{int32(6), atomT("truncate"), int32(1), 100},
+		{int32(7), atomT("advise"), int32(1), 0, 4096, atomT("willneed")},
+		{int32(8), atomT("position"), int32(1)},
+		{int32(9), atomT("info"), int32(1)},
+		{int32(10), atomT("close"), int32(1)},
+		{int32(11), atomT("stats")},
+	} {
+		f.Add(enc(f, terms...))
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	seeds(f)
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		req, err := decode(frame)
+		if err == nil && req.id <= 0 {
+			t.Fatalf("accepted a request without an id: %#v", req)
+		}
+	})
+}
+
+// FuzzRun: any frame, run against a live mapping, gives exactly one
+// well-formed reply frame {Id, Result} and never panics. open is left out:
+// a fuzzed open could create files anywhere.
+func FuzzRun(f *testing.F) {
+	seeds(f)
+	s, _ := newTestServer(f)
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		req, err := decode(frame)
+		var b []byte
+		switch {
+		case err != nil:
+			b = appendError(nil, req.id, "badarg")
+		case req.op == "open" || req.op == "close" || req.op == "truncate":
+			return
+		default:
+			b, _ = s.run(req, nil, true)
+		}
+		got := frames(t, b)
+		if len(got) != 1 {
+			t.Fatalf("%d replies", len(got))
+		}
+		if s.reg.Len() != 1 {
+			t.Fatalf("registry has %d handles", s.reg.Len())
+		}
+	})
+}

@@ -1,0 +1,237 @@
+// Package e2e drives the real engine binary through the real protocol,
+// without Erlang: frames of the external term format on its stdin/stdout.
+package e2e
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/okeuday/erlang_go/v2/erlang"
+)
+
+type atom = erlang.OtpErlangAtomUTF8
+
+var engine string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "iommap-e2e")
+	if err != nil {
+		panic(err)
+	}
+	engine = filepath.Join(dir, "iommap_port")
+	build := exec.Command("go", "build", "-o", engine, "../cmd/iommap_port")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type proc struct {
+	t   *testing.T
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out io.Reader
+}
+
+func start(t *testing.T) *proc {
+	cmd := exec.Command(engine)
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, cmd: cmd, in: in, out: out}
+	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
+	return p
+}
+
+func (p *proc) sendRaw(body []byte) {
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	if _, err := p.in.Write(append(frame, body...)); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *proc) send(terms ...interface{}) {
+	b, err := erlang.TermToBinary(erlang.OtpErlangTuple(terms), -1)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.sendRaw(b)
+}
+
+// recv reads one reply frame and returns its id and result.
+func (p *proc) recv() (int64, interface{}) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(p.out, hdr[:]); err != nil {
+		p.t.Fatal(err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+	if _, err := io.ReadFull(p.out, body); err != nil {
+		p.t.Fatal(err)
+	}
+	if !bytes.HasPrefix(body, []byte{131, 104, 2, 98}) {
+		p.t.Fatalf("reply does not start {Id as INTEGER_EXT: % x", body[:min(len(body), 12)])
+	}
+	term, err := erlang.BinaryToTerm(body)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	tup := term.(erlang.OtpErlangTuple)
+	return int64(tup[0].(int32)), tup[1]
+}
+
+func (p *proc) call(id int32, args ...interface{}) interface{} {
+	p.send(append([]interface{}{id}, args...)...)
+	got, res := p.recv()
+	if got != int64(id) {
+		p.t.Fatalf("reply id %d, want %d", got, id)
+	}
+	return res
+}
+
+func ok(v interface{}) erlang.OtpErlangTuple { return erlang.OtpErlangTuple{atom("ok"), v} }
+func errTuple(r string) erlang.OtpErlangTuple {
+	return erlang.OtpErlangTuple{atom("error"), atom(r)}
+}
+func bin(s string) erlang.OtpErlangBinary { return erlang.OtpErlangBinary{Value: []byte(s), Bits: 8} }
+
+func expect(t *testing.T, what string, got, want interface{}) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s: got %#v, want %#v", what, got, want)
+	}
+}
+
+func TestSessionThroughTheRealBinary(t *testing.T) {
+	p := start(t)
+	path := filepath.Join(t.TempDir(), "data")
+	hello := p.call(1, atom("hello")).(erlang.OtpErlangTuple)
+	expect(t, "hello", hello[0], atom("ok"))
+	expect(t, "protocol", hello[1].(erlang.OtpErlangTuple)[0], uint8(1))
+
+	flags := erlang.OtpErlangList{Value: []interface{}{atom("create")}}
+	res := p.call(2, atom("open"), bin(path), atom("read_write"), atom("shared"), 4096, flags)
+	h := res.(erlang.OtpErlangTuple)[1]
+	expect(t, "pwrite", p.call(3, atom("pwrite"), h, 10, bin("hello")), atom("ok"))
+	expect(t, "pread", p.call(4, atom("pread"), h, 10, 5), ok(bin("hello")))
+	expect(t, "position", p.call(5, atom("position"), h), ok(int32(4096)))
+	expect(t, "bounds", p.call(6, atom("pread"), h, 4097, 0), errTuple("out_of_bounds"))
+	expect(t, "sync", p.call(7, atom("sync"), h, atom("async")), atom("ok"))
+	expect(t, "truncate", p.call(8, atom("truncate"), h, 100000), atom("ok"))
+	expect(t, "grown", p.call(9, atom("position"), h), ok(int32(100000)))
+	expect(t, "advise", p.call(10, atom("advise"), h, 4096, 10, atom("willneed")), atom("ok"))
+	// A big read goes to a goroutine; it must come back whole.
+	res = p.call(11, atom("pread"), h, 0, 100000)
+	if d := res.(erlang.OtpErlangTuple)[1].(erlang.OtpErlangBinary).Value; len(d) != 100000 || string(d[10:15]) != "hello" {
+		t.Fatalf("big read: %d bytes", len(d))
+	}
+	expect(t, "close", p.call(12, atom("close"), h), atom("ok"))
+	expect(t, "closed", p.call(13, atom("pread"), h, 0, 1), errTuple("closed"))
+	if st, _ := os.Stat(path); st.Size() != 100000 {
+		t.Fatalf("file size %d", st.Size())
+	}
+}
+
+func TestMalformedFramesGetErrorReplies(t *testing.T) {
+	p := start(t)
+	cases := []struct {
+		name   string
+		body   []byte
+		wantID int64
+	}{
+		{"empty frame", []byte{}, 0},
+		{"not ETF", []byte("hello"), 0},
+		{"a bare atom", []byte{131, 119, 2, 'h', 'i'}, 0},
+		{"a binary claiming 4 GiB", []byte{131, 104, 3, 97, 7, 119, 1, 'x', 109, 255, 255, 255, 255}, 7},
+		{"a list claiming 4 billion elements", []byte{131, 104, 2, 97, 9, 108, 255, 255, 255, 255, 106}, 9},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p.t = t
+			p.sendRaw(c.body)
+			id, res := p.recv()
+			expect(t, "id", id, c.wantID)
+			expect(t, "result", res, errTuple("badarg"))
+		})
+	}
+	p.t = t
+	expect(t, "unknown op", p.call(3, atom("frobnicate")), errTuple("badarg"))
+	expect(t, "wrong arity", p.call(4, atom("pread"), 1), errTuple("badarg"))
+	expect(t, "still serving", p.call(5, atom("position"), 99), errTuple("closed"))
+}
+
+func TestPipelinedRequestsAllAnswered(t *testing.T) {
+	p := start(t)
+	path := filepath.Join(t.TempDir(), "pipe")
+	os.WriteFile(path, bytes.Repeat([]byte("p"), 1<<20), 0o644)
+	res := p.call(1, atom("open"), bin(path), atom("read"), atom("shared"), nil, erlang.OtpErlangList{})
+	h := res.(erlang.OtpErlangTuple)[1]
+	const n = 300
+	for i := int32(2); i < n+2; i++ {
+		size := 64
+		if i%10 == 0 {
+			size = 1 << 20 // a slow one among fast ones
+		}
+		p.send(i, atom("pread"), h, 0, size)
+	}
+	seen := map[int64]bool{}
+	for range n {
+		id, res := p.recv()
+		if seen[id] {
+			t.Fatalf("id %d twice", id)
+		}
+		seen[id] = true
+		d := res.(erlang.OtpErlangTuple)[1].(erlang.OtpErlangBinary).Value
+		if want := 64; id%10 != 0 && len(d) != want || id%10 == 0 && len(d) != 1<<20 {
+			t.Fatalf("id %d: %d bytes", id, len(d))
+		}
+	}
+}
+
+func TestExitsCleanlyOnEOFWithOnlyFramesOnStdout(t *testing.T) {
+	cmd := exec.Command(engine)
+	in, _ := cmd.StdinPipe()
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := erlang.TermToBinary(erlang.OtpErlangTuple{int32(1), atom("hello")}, -1)
+	in.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...))
+	in.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("engine did not exit on EOF")
+	}
+	// stdout holds exactly one frame: the hello reply
+	o := out.Bytes()
+	if len(o) < 4 || int(binary.BigEndian.Uint32(o)) != len(o)-4 {
+		t.Fatalf("stdout is not exactly one frame: %q", o)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	out, err := exec.Command(engine, "-version").Output()
+	if err != nil || !bytes.HasPrefix(out, []byte("iommap_port ")) {
+		t.Fatalf("%q %v", out, err)
+	}
+}
