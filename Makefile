@@ -57,7 +57,7 @@ check: build
 
 bench: build
 	erlc -o bench bench/iommap_bench.erl
-	erl -noshell -pa erlang/_build/default/lib/iommap/ebin -pa bench -eval 'iommap_bench:main(), halt().'
+	erl -noshell $(BENCH_ERL_ARGS) -pa erlang/_build/default/lib/iommap/ebin -pa bench -eval 'iommap_bench:main(), halt().'
 
 clean:
 	rm -rf erlang/_build $(ENGINE) bench/*.beam examples/*.beam

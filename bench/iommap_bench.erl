@@ -1,0 +1,142 @@
+%% make bench: the same work through iommap and through file:pread/pwrite on
+%% a raw fd of the same page-cached file, in one run. The machine is noisy,
+%% so the two sides alternate within each round, every point runs in a fresh
+%% process, and the table reports medians and spread over the rounds.
+%% Env: BENCH_ROUNDS (5), BENCH_MS (300).
+-module(iommap_bench).
+-export([main/0]).
+
+-define(FILE_SIZE, (64 bsl 20)).
+-define(NPROC, 8).
+
+workloads() ->
+    [{"pread 64 B", read, 64, 1},
+     {"pread 4 KiB", read, 4096, 1},
+     {"pread 64 KiB", read, 65536, 1},
+     {"pread 1 MiB", read, 1 bsl 20, 1},
+     {"pwrite 4 KiB", write, 4096, 1},
+     {"pwrite 1 MiB", write, 1 bsl 20, 1},
+     {"region_binary 1 MiB", region, 1 bsl 20, 1},
+     {"pread 64 B x8 procs", read, 64, ?NPROC},
+     {"pread 4 KiB x8 procs", read, 4096, ?NPROC}].
+
+main() ->
+    Rounds = env_int("BENCH_ROUNDS", 5),
+    Ms = env_int("BENCH_MS", 300),
+    Path = filename:join(os:getenv("TMPDIR", "/tmp"), "iommap-bench-" ++ os:getpid()),
+    ok = file:write_file(Path, crypto:strong_rand_bytes(?FILE_SIZE)),
+    {ok, _} = file:read_file(Path), % page-cache it
+    {ok, _} = application:ensure_all_started(iommap),
+    io:format("# ~s, OTP ~s, ~p schedulers, ~p rounds x ~p ms per point, 64 MiB file~n",
+              [cpu(), erlang:system_info(otp_release), erlang:system_info(schedulers_online), Rounds, Ms]),
+    Res = lists:foldl(
+            fun(R, Acc) ->
+                    io:format("# round ~p/~p~n", [R, Rounds]),
+                    lists:foldl(
+                      fun({Name, _, _, _} = W, A) ->
+                              %% alternate which side goes first
+                              Sides = case R rem 2 of 1 -> [iommap, file]; 0 -> [file, iommap] end,
+                              lists:foldl(fun(Side, A2) ->
+                                                  V = isolated(fun() -> point(Side, W, Path, Ms) end),
+                                                  maps:update_with({Name, Side}, fun(L) -> [V | L] end, [V], A2)
+                                          end, A, Sides)
+                      end, Acc, workloads())
+            end, #{}, lists:seq(1, Rounds)),
+    report(Res),
+    idle(Path),
+    ok = file:delete(Path).
+
+%% One measurement: ops/s of NProc processes doing Op for Ms milliseconds.
+point(Side, {_, Op, Size, NProc}, Path, Ms) ->
+    Parent = self(),
+    Data = crypto:strong_rand_bytes(Size),
+    Opener = opener(Side, Path),
+    Setup = fun() -> Opener() end,
+    H0 = case Side of iommap -> Setup(); file -> none end,
+    Pids = [spawn_link(fun() ->
+                               H = case Side of iommap -> H0; file -> Setup() end,
+                               F = op(Side, Op, H, Size, Data),
+                               receive go -> ok end,
+                               T0 = erlang:monotonic_time(microsecond),
+                               N = loop(F, T0 + Ms * 1000, 0),
+                               T1 = erlang:monotonic_time(microsecond),
+                               Parent ! {done, self(), N * 1.0e6 / (T1 - T0)}
+                       end) || _ <- lists:seq(1, NProc)],
+    _ = [F() || F <- [fun() -> warm(Side, H0, Size) end]],
+    [P ! go || P <- Pids],
+    lists:sum([receive {done, P, R} -> R end || P <- Pids]).
+
+warm(_, _, _) -> ok.
+
+opener(iommap, Path) -> fun() -> {ok, H} = iommap:open(Path, read_write, []), H end;
+opener(file, Path) -> fun() -> {ok, Fd} = file:open(Path, [read, write, raw, binary]), Fd end.
+
+op(iommap, read, H, Size, _) -> fun() -> {ok, _} = iommap:pread(H, offset(Size), Size) end;
+op(iommap, region, H, Size, _) -> fun() -> {ok, _} = iommap:region_binary(H, offset(Size), Size) end;
+op(iommap, write, H, Size, D) -> fun() -> ok = iommap:pwrite(H, offset(Size), D) end;
+op(file, read, Fd, Size, _) -> fun() -> {ok, _} = file:pread(Fd, offset(Size), Size) end;
+op(file, region, Fd, Size, _) -> fun() -> {ok, _} = file:pread(Fd, offset(Size), Size) end;
+op(file, write, Fd, Size, D) -> fun() -> ok = file:pwrite(Fd, offset(Size), D) end.
+
+offset(Size) -> rand:uniform(?FILE_SIZE - Size + 1) - 1.
+
+loop(F, Tend, N) ->
+    F(),
+    case erlang:monotonic_time(microsecond) >= Tend of
+        true -> N + 1;
+        false -> loop(F, Tend, N + 1)
+    end.
+
+isolated(F) ->
+    {Pid, Ref} = spawn_monitor(fun() -> exit({ok, F()}) end),
+    receive
+        {'DOWN', Ref, process, Pid, {ok, V}} -> V;
+        {'DOWN', Ref, process, Pid, Why} -> io:format("# point failed: ~p~n", [Why]), 0.0
+    end.
+
+report(Res) ->
+    io:format("~n~-24s ~12s ~12s ~11s ~10s ~7s ~9s~n",
+              ["workload (median)", "iommap op/s", "file op/s", "iommap MB/s", "file MB/s", "ratio", "spread"]),
+    [begin
+         I = maps:get({Name, iommap}, Res), F = maps:get({Name, file}, Res),
+         MI = median(I), MF = median(F),
+         io:format("~-24s ~12s ~12s ~11s ~10s ~6.2fx ~4w/~w%~n",
+                   [Name, fmt(MI), fmt(MF), mbs(MI, Size), mbs(MF, Size), MI / MF, spread(I), spread(F)])
+     end || {Name, _, Size, _} <- workloads()],
+    ok.
+
+%% CPU of the engine over one idle second, right after a burst of calls.
+idle(Path) ->
+    {ok, H} = iommap:open(Path, read, []),
+    [{ok, _} = iommap:pread(H, 0, 64) || _ <- lists:seq(1, 20000)],
+    {ok, #{os_pid := Pid}} = iommap:engine_info(),
+    T0 = ticks(Pid),
+    timer:sleep(1000),
+    T1 = ticks(Pid),
+    Hz = 100,
+    io:format("~nengine CPU over 1 s idle after a burst: ~w ticks (~.1f% of one core)~n",
+              [T1 - T0, (T1 - T0) * 100 / Hz]),
+    ok = iommap:close(H).
+
+ticks(Pid) ->
+    {ok, B} = file:read_file("/proc/" ++ integer_to_list(Pid) ++ "/stat"),
+    [_, After] = binary:split(B, <<") ">>),
+    F = binary:split(After, <<" ">>, [global]),
+    binary_to_integer(lists:nth(12, F)) + binary_to_integer(lists:nth(13, F)).
+
+cpu() ->
+    case file:read_file("/proc/cpuinfo") of
+        {ok, B} ->
+            case re:run(B, "model name\\s*: (.*)", [{capture, [1], list}]) of
+                {match, [M]} -> M ++ ", " ++ integer_to_list(erlang:system_info(logical_processors)) ++ " cpus";
+                _ -> "unknown cpu"
+            end;
+        _ -> "unknown cpu"
+    end.
+
+median(L) -> lists:nth((length(L) + 1) div 2, lists:sort(L)).
+spread(L) -> round((lists:max(L) - lists:min(L)) / max(1.0e-9, median(L)) * 100).
+fmt(X) when X >= 1.0e4 -> io_lib:format("~.1fk", [X / 1000]);
+fmt(X) -> integer_to_list(round(X)).
+mbs(Ops, Size) -> integer_to_list(round(Ops * Size / 1.0e6)).
+env_int(K, D) -> case os:getenv(K) of false -> D; V -> list_to_integer(V) end.
