@@ -57,6 +57,7 @@ info() ->
 %% gen_server
 
 %% @private
+-spec init([]) -> {ok, #st{}} | {stop, term()}.
 init([]) ->
     process_flag(trap_exit, true),
     case open_engine() of
@@ -72,6 +73,8 @@ init([]) ->
     end.
 
 %% @private
+-spec handle_call(term(), gen_server:from(), #st{}) ->
+          {reply, term(), #st{}} | {noreply, #st{}}.
 handle_call({open, Path, Mode, Share, Size, Flags, Owner}, From, St) ->
     submit({open, Path, Mode, Share, Size, Flags}, {open, From, Owner}, St),
     {noreply, St};
@@ -97,10 +100,12 @@ handle_call(_Msg, _From, St) ->
     {reply, {error, badarg}, St}.
 
 %% @private
+-spec handle_cast(term(), #st{}) -> {noreply, #st{}}.
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
 %% @private
+-spec handle_info(term(), #st{}) -> {noreply, #st{}} | {stop, term(), #st{}}.
 handle_info({Port, {data, <<131, 104, 2, 98, Id:32/signed, _/binary>> = Frame}},
             #st{engine = #engine{port = Port, pending = P}} = St) ->
     case ets:take(P, Id) of
@@ -133,6 +138,7 @@ handle_info(Msg, St) ->
     {noreply, St}.
 
 %% @private
+-spec terminate(term(), #st{}) -> ok.
 terminate(_Reason, #st{engine = #engine{port = Port}}) ->
     catch erlang:port_close(Port),
     ok.

@@ -11,6 +11,7 @@ start_link() ->
     supervisor:start_link({local, ?MODULE}, ?MODULE, []).
 
 %% @private
+-spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 %% An engine killed from outside is restarted at once; the intensity is high
 %% because such a kill costs only the calls in flight. An engine that cannot
 %% start at all fails in init and stops the application instead of looping.
