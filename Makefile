@@ -19,7 +19,7 @@ all: build
 deps:
 	@command -v $(GO) >/dev/null || { echo "iommap: Go 1.22+ is needed (https://go.dev/dl)"; exit 1; }
 	@if ! command -v erl >/dev/null || ! command -v $(REBAR3) >/dev/null \
-	    || ! erl -noshell -eval 'case [A || A <- [common_test, eunit, dialyzer, tools], element(1, code:lib_dir(A)) =:= error] of [] -> halt(0); _ -> halt(1) end.' >/dev/null 2>&1; then \
+	    || ! erl -noshell -eval 'case [A || A <- [common_test, eunit, dialyzer, tools], code:lib_dir(A) =:= {error, bad_name}] of [] -> halt(0); _ -> halt(1) end.' >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "iommap: installing Erlang/OTP and rebar3 from Debian"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ERL_PKGS) >/dev/null; \
