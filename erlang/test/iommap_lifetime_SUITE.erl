@@ -8,12 +8,12 @@
          engine_kill_loses_no_acknowledged_write/1, engine_kill_repeated/1,
          many_processes_at_once/1, close_races_with_calls/1,
          reload_and_purge_with_handles_in_use/1, works_with_no_start_call/1,
-         disk_full_is_enospc_not_sigbus/1]).
+         disk_full_is_enospc_not_sigbus/1, truncation_storm/1]).
 
 all() ->
     [works_with_no_start_call, owner_death_closes_handles, controlling_process_hands_over,
      many_processes_at_once, close_races_with_calls, reload_and_purge_with_handles_in_use,
-     disk_full_is_enospc_not_sigbus,
+     disk_full_is_enospc_not_sigbus, truncation_storm,
      engine_kill_loses_no_acknowledged_write, engine_kill_repeated].
 
 init_per_testcase(_, Config) ->
@@ -236,3 +236,51 @@ disk_full(Dir) ->
     ?assertEqual(ok, iommap:pwrite(H, (512 bsl 10) - 5, <<"still">>)),
     ?assertEqual({ok, <<"still">>}, iommap:pread(H, (512 bsl 10) - 5, 5)),
     ok = iommap:close(H).
+
+%% Another OS process shrinks and regrows the mapped file in a loop while
+%% readers and writers run: only contract answers come back, and the engine
+%% goes on serving another handle throughout.
+truncation_storm(Config) ->
+    Size = 16 * 4096,
+    P = file_of(Config, "storm", Size),
+    Q = file_of(Config, "calm", 4096),
+    {ok, H} = iommap:open(P, read_write, []),
+    {ok, Calm} = iommap:open(Q, read_write, []),
+    Storm = open_port({spawn_executable, "/bin/sh"},
+                      [{args, ["-c", "for i in $(seq 1 400); do truncate -s 4096 " ++ P ++
+                                     "; truncate -s " ++ integer_to_list(Size) ++ " " ++ P ++ "; done"]},
+                       exit_status]),
+    Self = self(),
+    Allowed = fun(ok) -> true; ({ok, _}) -> true; ({error, sigbus}) -> true;
+                 ({error, out_of_bounds}) -> true; (_) -> false end,
+    Ws = [spawn_link(fun() -> Self ! {counts, self(), storm_loop(H, I, Allowed, #{})} end)
+          || I <- lists:seq(1, 4)],
+    receive {Storm, {exit_status, 0}} -> ok after 60000 -> ct:fail(storm_timeout) end,
+    [W ! stop || W <- Ws],
+    Counts = lists:foldl(fun(W, Acc) ->
+                                 receive {counts, W, C} ->
+                                         maps:fold(fun(K, V, A) -> maps:update_with(K, fun(X) -> X + V end, V, A) end, Acc, C)
+                                 end
+                         end, #{}, Ws),
+    ct:pal("truncation storm, results by kind: ~p", [Counts]),
+    ?assert(maps:get(sigbus, Counts, 0) > 0 orelse maps:get(ok, Counts, 0) > 0),
+    ?assertEqual(ok, iommap:pwrite(Calm, 0, <<"calm">>)),
+    ?assertEqual({ok, <<"calm">>}, iommap:pread(Calm, 0, 4)),
+    ?assertEqual(ok, iommap:close(H)),
+    ?assertEqual(ok, iommap:close(Calm)).
+
+storm_loop(H, I, Allowed, Counts) ->
+    receive stop -> Counts
+    after 0 ->
+        Off = rand:uniform(15) * 4096,
+        R = case I rem 2 of
+                0 -> iommap:pread(H, Off, 100);
+                1 -> iommap:pwrite(H, Off, <<"storm">>)
+            end,
+        case Allowed(R) of
+            true -> ok;
+            false -> ct:fail({unexpected, R})
+        end,
+        K = case R of {error, E} -> E; _ -> ok end,
+        storm_loop(H, I, Allowed, maps:update_with(K, fun(X) -> X + 1 end, 1, Counts))
+    end.
