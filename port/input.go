@@ -39,7 +39,7 @@ type Input struct {
 
 // NewInput reads frames from fd, which the caller has made non-blocking.
 func NewInput(fd int, spin time.Duration) *Input {
-	return &Input{fd: fd, buf: make([]byte, 256<<10), Spin: spin}
+	return &Input{fd: fd, buf: make([]byte, defaultInput), Spin: spin}
 }
 
 // Frame returns the next complete frame body already buffered, if any. The
@@ -85,11 +85,19 @@ func (in *Input) Fill() error {
 	}
 }
 
+const defaultInput = 256 << 10
+
 // makeRoom moves a partial frame to the front and grows the buffer when the
-// frame in progress does not fit.
+// frame in progress does not fit. Once a big frame has been handled, the
+// buffer goes back to its usual size, so one 1 GiB pwrite does not pin
+// 1 GiB for the life of the engine. Nothing points into the old buffer:
+// decoding copies what it keeps.
 func (in *Input) makeRoom() {
 	if in.off == in.have {
 		in.off, in.have = 0, 0
+		if len(in.buf) > 4*defaultInput {
+			in.buf = make([]byte, defaultInput)
+		}
 	}
 	need := 64 << 10
 	if in.have-in.off >= 4 {

@@ -235,3 +235,18 @@ func TestVersionFlag(t *testing.T) {
 		t.Fatalf("%q %v", out, err)
 	}
 }
+
+func TestBigWritesThenSmallCalls(t *testing.T) {
+	p := start(t)
+	path := filepath.Join(t.TempDir(), "big")
+	flags := erlang.OtpErlangList{Value: []interface{}{atom("create")}}
+	h := p.call(1, atom("open"), bin(path), atom("read_write"), atom("shared"), 8<<20, flags).(erlang.OtpErlangTuple)[1]
+	big := bytes.Repeat([]byte("B"), 5<<20)
+	expect(t, "5 MiB pwrite", p.call(2, atom("pwrite"), h, 1, big), atom("ok"))
+	expect(t, "small pread after", p.call(3, atom("pread"), h, 0, 3), ok(bin("\x00BB")))
+	expect(t, "small pwrite after", p.call(4, atom("pwrite"), h, 0, bin("s")), atom("ok"))
+	got := p.call(5, atom("pread"), h, 0, 5<<20+1).(erlang.OtpErlangTuple)[1].(erlang.OtpErlangBinary).Value
+	if !bytes.Equal(got[1:], big) || got[0] != 's' {
+		t.Fatal("big read back differs")
+	}
+}
