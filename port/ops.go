@@ -1,8 +1,11 @@
 package port
 
 import (
+	"math"
+
 	"github.com/iommap/iommap/mmap"
 	"github.com/okeuday/erlang_go/v2/erlang"
+	"golang.org/x/sys/unix"
 )
 
 // The operations of PROTOCOL.md: each reads its arguments from the request,
@@ -105,8 +108,11 @@ func (s *Server) open(req request) (uint64, error) {
 	opts := mmap.Options{Private: share == "private", Size: -1}
 	if req.args[3] != nil { // undefined: no size given
 		n, ok := uintArg(req.args[3])
-		if !ok || n > 1<<62 {
+		if !ok {
 			return 0, mmap.ErrBadArg
+		}
+		if n > math.MaxInt64 { // no file can be that large
+			return 0, unix.EFBIG
 		}
 		opts.Size = int64(n)
 	}
