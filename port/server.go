@@ -50,12 +50,14 @@ type Server struct {
 
 // NewServer serves the {packet,4} stream on inFd (non-blocking) and outFd.
 func NewServer(cfg Config, inFd, outFd int) *Server {
-	return &Server{
+	s := &Server{
 		cfg: cfg,
 		reg: mmap.NewRegistry(),
 		in:  NewInput(inFd, cfg.Spin),
 		out: NewOutput(outFd),
 	}
+	s.in.Busy = func() bool { return s.inFlight.Load() > 0 }
+	return s
 }
 
 // Serve runs until the input ends. Requests already started finish and

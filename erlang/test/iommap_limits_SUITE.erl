@@ -1,0 +1,107 @@
+%% Resource limits: the engine runs out of file descriptors and keeps
+%% serving; tens of thousands of handles come and go and the engine's fds and
+%% memory come back to where they were.
+-module(iommap_limits_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, emfile_and_still_serving/1, many_handles_come_back/1,
+         owner_of_many_handles_dies/1]).
+
+all() -> [emfile_and_still_serving, many_handles_come_back, owner_of_many_handles_dies].
+
+os_pid() ->
+    {ok, #{os_pid := P}} = iommap:engine_info(),
+    P.
+
+fds(Pid) ->
+    {ok, L} = file:list_dir("/proc/" ++ integer_to_list(Pid) ++ "/fd"),
+    length(L).
+
+rss_kib(Pid) ->
+    {ok, B} = file:read_file("/proc/" ++ integer_to_list(Pid) ++ "/status"),
+    {match, [K]} = re:run(B, "VmRSS:\\s+(\\d+)", [{capture, [1], list}]),
+    list_to_integer(K).
+
+file_of(Config, Name) ->
+    P = filename:join(?config(priv_dir, Config), Name),
+    ok = file:write_file(P, <<0:(4096 * 8)>>),
+    P.
+
+emfile_and_still_serving(Config) ->
+    P = file_of(Config, "emfile"),
+    {ok, Keep} = iommap:open(P, read_write, []),
+    Pid = os_pid(),
+    Limit = fds(Pid) + 20,
+    %% Only the soft limit: lowering the hard one cannot be undone without
+    %% CAP_SYS_RESOURCE.
+    Soft = string:trim(os:cmd(io_lib:format("prlimit --pid ~w --nofile -o SOFT --noheadings", [Pid]))),
+    "" = os:cmd(io_lib:format("prlimit --pid ~w --nofile=~w:", [Pid, Limit])),
+    try
+        {Hs, Err} = open_until_error(P, []),
+        ct:pal("with RLIMIT_NOFILE ~p: ~p opens, then ~p", [Limit, length(Hs), Err]),
+        ?assertEqual({error, emfile}, Err),
+        ?assert(length(Hs) >= 10),
+        ?assertEqual(ok, iommap:pwrite(Keep, 0, <<"alive">>)),
+        ?assertEqual({ok, <<"alive">>}, iommap:pread(Keep, 0, 5)),
+        [ok = iommap:close(H) || H <- Hs],
+        {ok, H2} = iommap:open(P, read_write, []),
+        ok = iommap:close(H2)
+    after
+        "" = os:cmd(io_lib:format("prlimit --pid ~w --nofile=~s:", [Pid, Soft]))
+    end,
+    ok = iommap:close(Keep).
+
+open_until_error(P, Acc) when length(Acc) < 1000 ->
+    case iommap:open(P, read_write, []) of
+        {ok, H} -> open_until_error(P, [H | Acc]);
+        Err -> {Acc, Err}
+    end.
+
+many_handles_come_back(Config) ->
+    P = file_of(Config, "many"),
+    Pid = os_pid(),
+    {ok, Warm} = iommap:open(P, read_write, []), ok = iommap:close(Warm),
+    Fd0 = fds(Pid), Rss0 = rss_kib(Pid),
+    N = 20000,
+    T0 = erlang:monotonic_time(millisecond),
+    %% in waves of 500 open at once, 40 waves
+    [begin
+         Hs = [element(2, {ok, _} = iommap:open(P, read_write, [])) || _ <- lists:seq(1, 500)],
+         [ok = iommap:pwrite(H, 0, <<"w">>) || H <- Hs],
+         [ok = iommap:close(H) || H <- Hs]
+     end || _ <- lists:seq(1, N div 500)],
+    Ms = erlang:monotonic_time(millisecond) - T0,
+    Fd1 = fds(Pid), Rss1 = rss_kib(Pid),
+    {ok, #{handles := Open}} = iommap:engine_info(),
+    ct:pal("~p handles opened, written and closed in ~p ms: engine fds ~p -> ~p, RSS ~p -> ~p KiB, open handles after: ~p",
+           [N, Ms, Fd0, Fd1, Rss0, Rss1, Open]),
+    ?assertEqual(Fd0, Fd1),
+    ?assertEqual(0, Open),
+    ?assert(Rss1 - Rss0 < 32 * 1024).
+
+owner_of_many_handles_dies(Config) ->
+    P = file_of(Config, "owner"),
+    Pid = os_pid(),
+    Fd0 = fds(Pid),
+    Self = self(),
+    {Owner, Ref} = spawn_monitor(fun() ->
+                                         Hs = [element(2, iommap:open(P, read, [])) || _ <- lists:seq(1, 2000)],
+                                         Self ! {opened, length(Hs)},
+                                         receive die -> exit(boom) end
+                                 end),
+    receive {opened, 2000} -> ok end,
+    ?assertEqual(Fd0 + 2000, fds(Pid)),
+    Owner ! die,
+    receive {'DOWN', Ref, process, Owner, boom} -> ok end,
+    wait_until(fun() -> fds(Pid) =:= Fd0 end, 500),
+    {ok, #{handles := Open}} = iommap:engine_info(),
+    ct:pal("owner of 2000 handles died: engine fds back to ~p, open handles ~p", [fds(Pid), Open]),
+    ?assertEqual(0, Open).
+
+wait_until(F, 0) -> ?assert(F());
+wait_until(F, N) ->
+    case F() of
+        true -> ok;
+        false -> timer:sleep(10), wait_until(F, N - 1)
+    end.
