@@ -3,6 +3,7 @@
 #   make test    every test: Go (race detector, fuzz corpus), the end-to-end
 #                protocol test, EUnit and Common Test through rebar3
 #   make bench   iommap against file:pread/pwrite on a raw fd, same run
+#   make soak    2 minutes of mixed load (SOAK_SECONDS to change), with figures
 # Missing tools (Erlang/OTP, rebar3) are installed from Debian with apt-get
 # when we are root; otherwise the exact packages to install are printed.
 
@@ -12,7 +13,7 @@ ENGINE  := erlang/priv/iommap_port
 ERL_PKGS := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-dialyzer erlang-tools rebar3
 GO_SRC  := $(shell find cmd port mmap -name '*.go' -not -name '*_test.go') go.mod go.sum
 
-.PHONY: all build demo test test-go test-e2e test-erlang check bench deps clean
+.PHONY: all build demo test test-go test-e2e test-erlang check bench soak deps clean
 
 all: build
 
@@ -54,6 +55,11 @@ test-erlang: build
 check: build
 	@out=$$(gofmt -l cmd port mmap test); if [ -n "$$out" ]; then echo "gofmt -l: $$out"; exit 1; fi
 	cd erlang && $(REBAR3) xref && $(REBAR3) dialyzer
+
+soak: build
+	@mkdir -p erlang/_build/soak
+	erlc -o erlang/_build/soak erlang/test/iommap_soak.erl
+	erl -noshell -pa erlang/_build/default/lib/iommap/ebin -pa erlang/_build/soak -eval 'iommap_soak:main(), halt().'
 
 bench: build
 	erlc -o bench bench/iommap_bench.erl

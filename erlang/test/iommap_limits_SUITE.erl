@@ -6,9 +6,17 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, emfile_and_still_serving/1, many_handles_come_back/1,
-         owner_of_many_handles_dies/1]).
+         owner_of_many_handles_dies/1, short_soak/1]).
 
-all() -> [emfile_and_still_serving, many_handles_come_back, owner_of_many_handles_dies].
+all() -> [emfile_and_still_serving, many_handles_come_back, owner_of_many_handles_dies,
+          short_soak].
+
+%% `make soak' runs the same for 2 minutes.
+short_soak(_Config) ->
+    #{unexpected := Bad, ops := Ops, start := {_, Fd0}, 'end' := {_, Fd1}} = iommap_soak:run(10),
+    ?assertEqual([], Bad),
+    ?assert(Ops > 1000),
+    ?assert(Fd1 =< Fd0 + 2). % + the Go runtime's epoll and eventfd, made once
 
 os_pid() ->
     {ok, #{os_pid := P}} = iommap:engine_info(),
