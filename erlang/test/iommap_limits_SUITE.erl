@@ -84,7 +84,7 @@ many_handles_come_back(Config) ->
     {ok, #{handles := Open}} = iommap:engine_info(),
     ct:pal("~p handles opened, written and closed in ~p ms: engine fds ~p -> ~p, RSS ~p -> ~p KiB, open handles after: ~p",
            [N, Ms, Fd0, Fd1, Rss0, Rss1, Open]),
-    ?assertEqual(Fd0, Fd1),
+    ?assert(Fd1 =< Fd0 + 2), % the Go runtime's epoll and eventfd, made once; a leak would be thousands
     ?assertEqual(0, Open),
     ?assert(Rss1 - Rss0 < 32 * 1024).
 
