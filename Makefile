@@ -10,16 +10,16 @@
 GO      ?= go
 REBAR3  ?= rebar3
 ENGINE  := erlang/priv/iommap_port
-ERL_PKGS := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-dialyzer erlang-tools rebar3
+ERL_PKGS := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-dialyzer erlang-tools rebar3 elixir
 GO_SRC  := $(shell find cmd port mmap -name '*.go' -not -name '*_test.go') go.mod go.sum
 
-.PHONY: all build demo test test-go test-e2e test-erlang check bench soak deps clean
+.PHONY: all build demo test test-go test-e2e test-erlang test-examples check bench soak deps clean
 
 all: build
 
 deps:
 	@command -v $(GO) >/dev/null || { echo "iommap: Go 1.22+ is needed (https://go.dev/dl)"; exit 1; }
-	@if ! command -v erl >/dev/null || ! command -v $(REBAR3) >/dev/null \
+	@if ! command -v erl >/dev/null || ! command -v $(REBAR3) >/dev/null || ! command -v mix >/dev/null \
 	    || ! erl -noshell -eval 'case [A || A <- [common_test, eunit, dialyzer, tools], code:lib_dir(A) =:= {error, bad_name}] of [] -> halt(0); _ -> halt(1) end.' >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "iommap: installing Erlang/OTP and rebar3 from Debian"; \
@@ -40,7 +40,7 @@ demo: build
 	erlc -o examples examples/demo.erl
 	erl -noshell -pa erlang/_build/default/lib/iommap/ebin -pa examples -eval 'demo:main(), halt().'
 
-test: deps test-go test-e2e test-erlang check
+test: deps test-go test-e2e test-erlang check test-examples
 
 test-go:
 	$(GO) vet ./...
@@ -51,6 +51,12 @@ test-e2e: $(ENGINE)
 
 test-erlang: build
 	cd erlang && $(REBAR3) eunit && $(REBAR3) ct
+
+# Another rebar3 project using iommap (through _checkouts), and a mix project
+# using it by path: both build the engine and run their tests.
+test-examples: build
+	cd examples/rebar3_app && $(REBAR3) eunit
+	cd examples/elixir && MIX_REBAR3=$$(command -v $(REBAR3)) MIX_ENV=test mix test
 
 check: build
 	@out=$$(gofmt -l cmd port mmap test); if [ -n "$$out" ]; then echo "gofmt -l: $$out"; exit 1; fi
@@ -66,4 +72,4 @@ bench: build
 	erl -noshell $(BENCH_ERL_ARGS) -pa erlang/_build/default/lib/iommap/ebin -pa bench -eval 'iommap_bench:main(), halt().'
 
 clean:
-	rm -rf erlang/_build $(ENGINE) bench/*.beam examples/*.beam
+	rm -rf erlang/_build $(ENGINE) bench/*.beam examples/*.beam examples/rebar3_app/_build examples/elixir/_build
