@@ -3,6 +3,7 @@
 #   make test    every test: Go (race detector, fuzz corpus), the end-to-end
 #                protocol test, EUnit and Common Test through rebar3
 #   make bench   iommap against file:pread/pwrite on a raw fd, same run
+#   make docs    edoc of the Erlang API into erlang/doc/
 #   make soak    2 minutes of mixed load (SOAK_SECONDS to change), with figures
 # Missing tools (Erlang/OTP, rebar3) are installed from Debian with apt-get
 # when we are root; otherwise the exact packages to install are printed.
@@ -13,7 +14,7 @@ ENGINE  := erlang/priv/iommap_port
 ERL_PKGS := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-dialyzer erlang-tools rebar3 elixir
 GO_SRC  := $(shell find cmd port mmap -name '*.go' -not -name '*_test.go') go.mod go.sum
 
-.PHONY: all build demo test test-go test-e2e test-erlang test-examples check bench soak deps clean
+.PHONY: all build demo test test-go test-e2e test-erlang test-examples check bench soak docs deps clean
 
 all: build
 
@@ -29,9 +30,8 @@ deps:
 	  fi; \
 	fi
 
-$(ENGINE): $(GO_SRC)
-	@mkdir -p erlang/priv
-	$(GO) build -o $@ ./cmd/iommap_port
+$(ENGINE): $(GO_SRC) erlang/src/iommap.app.src
+	sh erlang/build_engine.sh
 
 build: deps $(ENGINE)
 	cd erlang && $(REBAR3) compile
@@ -66,6 +66,10 @@ soak: build
 	@mkdir -p erlang/_build/soak
 	erlc -o erlang/_build/soak erlang/test/iommap_soak.erl
 	erl -noshell -pa erlang/_build/default/lib/iommap/ebin -pa erlang/_build/soak -eval 'iommap_soak:main(), halt().'
+
+docs: build
+	cd erlang && $(REBAR3) edoc
+	@echo "docs: erlang/doc/index.html"
 
 bench: build
 	erlc -o bench bench/iommap_bench.erl

@@ -7,5 +7,8 @@ if ! command -v go >/dev/null 2>&1; then
   echo "iommap: the Go toolchain (go) is needed to build the engine; install Go 1.22 or later" >&2
   exit 1
 fi
+# The engine's version is the application's vsn, stamped in at build time.
+vsn=$(sed -n 's/.*{vsn, *"\([^"]*\)".*/\1/p' "$here/src/iommap.app.src")
 mkdir -p "$here/priv"
-cd "$here/.." && go build -o "$here/priv/iommap_port" ./cmd/iommap_port
+cd "$here/.." && go build -ldflags "-X github.com/iommap/iommap/port.Version=$vsn" \
+  -o "$here/priv/iommap_port" ./cmd/iommap_port

@@ -211,16 +211,22 @@ func (s *Server) info(req request) (map[interface{}]interface{}, error) {
 	if err != nil {
 		return nil, err
 	}
-	share := "shared"
+	opts := []interface{}{atom("shared")}
 	if in.Opts.Private {
-		share = "private"
+		opts[0] = atom("private")
+	}
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{in.Opts.Lock, "lock"}, {in.Opts.Populate, "populate"}, {in.Opts.NoCache, "nocache"}} {
+		if f.on {
+			opts = append(opts, atom(f.name))
+		}
 	}
 	return map[interface{}]interface{}{
-		atom("path"):     []byte(in.Path),
-		atom("mode"):     atom(in.Mode.String()),
-		atom("sharing"):  atom(share),
-		atom("size"):     in.Size,
-		atom("lock"):     in.Opts.Lock,
-		atom("populate"): in.Opts.Populate,
+		atom("path"):    []byte(in.Path),
+		atom("mode"):    atom(in.Mode.String()),
+		atom("size"):    in.Size,
+		atom("options"): erlang.OtpErlangList{Value: opts},
 	}, nil
 }

@@ -14,12 +14,14 @@ import (
 	"github.com/iommap/iommap/mmap"
 )
 
-// Version is the engine's release; ProtocolVersion changes whenever a
-// request or reply shape in PROTOCOL.md does.
-const (
-	Version         = "0.1.0"
-	ProtocolVersion = 1
-)
+// Version is the engine's release. It is not written here: the build
+// stamps it from the Erlang application's vsn (erlang/build_engine.sh), so
+// the two cannot disagree.
+var Version = "dev"
+
+// ProtocolVersion changes whenever a request or reply shape in PROTOCOL.md
+// does; the Erlang side refuses an engine with another one.
+const ProtocolVersion = 1
 
 // Config tunes the main loop.
 type Config struct {

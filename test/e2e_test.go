@@ -250,3 +250,10 @@ func TestBigWritesThenSmallCalls(t *testing.T) {
 		t.Fatal("big read back differs")
 	}
 }
+
+func TestHelpFlag(t *testing.T) {
+	out, err := exec.Command(engine, "-help").CombinedOutput()
+	if !bytes.Contains(out, []byte("-spin")) || !bytes.Contains(out, []byte("Erlang application")) {
+		t.Fatalf("help: %q (%v)", out, err)
+	}
+}

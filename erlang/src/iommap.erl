@@ -182,15 +182,24 @@ controlling_process(H, Pid) when is_reference(H), is_pid(Pid) ->
 controlling_process(_, _) ->
     erlang:error(badarg).
 
-%% @doc What `H' maps: `#{path, mode, sharing, size, lock, populate}'.
+%% @doc What `H' maps: `#{path, mode, size, options, owner}'. `options' holds
+%% `shared' or `private', then any of `lock', `populate', `nocache' given at
+%% open.
+%%
+%% ```
+%% {ok, #{path := <<"/tmp/demo.dat">>, mode := read_write, size := 4096,
+%%        options := [shared], owner := Pid}} = iommap:info(H).
+%% '''
 -spec info(handle()) -> {ok, map()} | {error, reason()}.
 info(H) when is_reference(H) ->
     iommap_client:call(H, info);
 info(_) ->
     erlang:error(badarg).
 
-%% @doc The running engine: `#{os_pid, handles, requests_in_flight}', or
-%% `{error, closed}' if none is running.
+%% @doc The running engine: `#{os_pid, handles, requests_in_flight,
+%% engine_version, protocol}', or `{error, closed}' if none is running.
+%% `engine_version' is the application's vsn, stamped into the engine when
+%% it is built.
 -spec engine_info() -> {ok, map()} | {error, closed}.
 engine_info() ->
     iommap_engine:info().

@@ -8,7 +8,10 @@
 %% @private
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
 start(_Type, _Args) ->
-    iommap_sup:start_link().
+    case iommap_env:validate() of
+        ok -> iommap_sup:start_link();
+        {error, Reason} -> {error, Reason}
+    end.
 
 %% @private
 -spec stop(term()) -> ok.

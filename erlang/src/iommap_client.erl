@@ -44,15 +44,19 @@ call(H, Req) ->
 
 call(#engine{handles = Handles} = E, H, Req) ->
     try ets:lookup(Handles, H) of
-        [{_, HId, _}] ->
+        [{_, HId, Owner}] ->
             case too_big(Req) of
-                false -> send(E, {HId, Req});
+                false -> with_owner(Req, Owner, send(E, {HId, Req}));
                 true -> {error, enomem} % more than one frame can carry
             end;
         [] -> {error, closed}
     catch
         error:badarg -> {error, closed} % the table died with its engine
     end.
+
+%% info: the engine knows the mapping, this side knows the owner.
+with_owner(info, Owner, {ok, Info}) -> {ok, Info#{owner => Owner}};
+with_owner(_, _, Result) -> Result.
 
 too_big({pwrite, _, Data}) -> iolist_size(Data) > ?MAX_DATA;
 too_big(_) -> false.

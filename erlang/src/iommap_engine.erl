@@ -47,9 +47,10 @@ os_pid() ->
 -spec info() -> {ok, map()} | {error, closed}.
 info() ->
     case {os_pid(), iommap_client:engine()} of
-        {{ok, OsPid}, #engine{pending = P, handles = H}} ->
+        {{ok, OsPid}, #engine{pending = P, handles = H, version = Vsn}} ->
             {ok, #{os_pid => OsPid, handles => ets:info(H, size),
-                   requests_in_flight => ets:info(P, size)}};
+                   requests_in_flight => ets:info(P, size),
+                   engine_version => Vsn, protocol => ?PROTOCOL_VERSION}};
         _ ->
             {error, closed}
     end.
@@ -61,14 +62,15 @@ info() ->
 init([]) ->
     process_flag(trap_exit, true),
     case open_engine() of
-        {ok, Port} ->
-            E = #engine{server = self(), port = Port,
+        {ok, Port, Vsn} ->
+            E = #engine{server = self(), port = Port, version = Vsn,
                         pending = ets:new(iommap_pending, [public, set, {write_concurrency, true}]),
                         handles = ets:new(iommap_handles, [public, set, {read_concurrency, true}]),
                         ids = atomics:new(1, [{signed, false}])},
             persistent_term:put(?ENGINE_KEY, E),
             {ok, #st{engine = E}};
         {error, Reason} ->
+            logger:error("iommap: the engine did not start: ~p", [Reason]),
             {stop, Reason}
     end.
 
@@ -189,7 +191,7 @@ forget(Pid, H, #st{owners = Owners} = St) ->
 %% Starting the engine
 
 open_engine() ->
-    case engine_path() of
+    case iommap_env:engine_path() of
         {ok, Path} ->
             try open_port({spawn_executable, Path},
                           [{packet, 4}, binary, exit_status, use_stdio,
@@ -202,26 +204,15 @@ open_engine() ->
             Error
     end.
 
-engine_path() ->
-    case application:get_env(iommap, engine_path) of
-        {ok, Path} when is_list(Path); is_binary(Path) ->
-            {ok, Path};
-        undefined ->
-            case code:priv_dir(iommap) of
-                {error, bad_name} -> {error, {no_priv_dir, iommap}};
-                Dir -> {ok, filename:join(Dir, "iommap_port")}
-            end
-    end.
-
 engine_args() ->
-    ["-spin", integer_to_list(application:get_env(iommap, spin_us, 50)),
-     "-pipe", integer_to_list(application:get_env(iommap, pipe_size, 1048576))].
+    ["-spin", integer_to_list(iommap_env:get(spin_us)),
+     "-pipe", integer_to_list(iommap_env:get(pipe_size))].
 
 %% One OS thread is enough for the engine's main loop, and with a single P
-%% its spinning reader never fights other goroutines for a core; slow work
-%% on goroutines runs while the main loop waits in the kernel.
+%% its spinning reader never fights other goroutines for a core; goroutines
+%% running slow requests get the P when the loop yields (see port/input.go).
 engine_env() ->
-    [{"GOMAXPROCS", integer_to_list(application:get_env(iommap, engine_threads, 1))}].
+    [{"GOMAXPROCS", integer_to_list(iommap_env:get(engine_threads))}].
 
 %% The first exchange: the engine answers {ok, {ProtocolVersion, Version}}.
 %% A mismatch means an engine binary from another release.
@@ -230,8 +221,8 @@ hello(Port) ->
     receive
         {Port, {data, Frame}} ->
             case binary_to_term(Frame) of
-                {1, {ok, {?PROTOCOL_VERSION, _Vsn}}} ->
-                    {ok, Port};
+                {1, {ok, {?PROTOCOL_VERSION, Vsn}}} ->
+                    {ok, Port, Vsn};
                 {1, {ok, {Other, Vsn}}} ->
                     catch erlang:port_close(Port),
                     {error, {engine_protocol_mismatch, [{expected, ?PROTOCOL_VERSION},

@@ -5,7 +5,8 @@
     port    :: port(),
     pending :: ets:tid(),   %% request id -> reply alias (or the server's own work)
     handles :: ets:tid(),   %% handle ref -> {Ref, EngineHandleId, OwnerPid}
-    ids     :: atomics:atomics_ref()
+    ids     :: atomics:atomics_ref(),
+    version :: binary()             %% the engine's, from its hello
 }).
 
 -define(ENGINE_KEY, {iommap, engine}).

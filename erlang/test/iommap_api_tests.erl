@@ -41,7 +41,8 @@ open2_is_read_write_test() ->
     {ok, H} = iommap:open(P, []),
     ?assertEqual(ok, iommap:pwrite(H, 0, <<"X">>)),
     ?assertEqual({ok, <<"Xbcd">>}, iommap:pread(H, 0, 4)),
-    {ok, #{mode := read_write}} = iommap:info(H),
+    {ok, #{mode := read_write, path := PBin, size := 4, options := [shared], owner := Owner}} = iommap:info(H),
+    ?assertEqual({list_to_binary(P), self()}, {PBin, Owner}),
     ok = iommap:close(H).
 
 mode_atoms_in_options_are_ignored_test() ->
@@ -211,7 +212,7 @@ shared_private_last_wins_and_default_shared_test() ->
          {ok, File} = file:read_file(P),
          ?assertEqual({Opts, case Want of shared -> <<"baaa">>; private -> <<"aaaa">> end},
                       {Opts, File}),
-         {ok, #{sharing := Want}} = iommap:info(H),
+         {ok, #{options := [Want]}} = iommap:info(H),
          ok = iommap:close(H)
      end || {Opts, Want} <- Cases].
 
@@ -441,3 +442,18 @@ more_than_a_frame_is_enomem_test() ->
     %% 2 GiB + 1 MiB of iodata, built from one binary: nothing is sent
     ?assertEqual({error, enomem}, iommap:pwrite(H, 0, lists:duplicate(2049, MiB))),
     ok = iommap:close(H).
+
+info_test() ->
+    P = file_with("info", <<0:(8192 * 8)>>),
+    {ok, H} = iommap:open(P, read, [private, lock, populate, nocache, unknown]),
+    ?assertEqual({ok, #{path => list_to_binary(P), mode => read, size => 8192,
+                        options => [private, lock, populate, nocache], owner => self()}},
+                 iommap:info(H)),
+    ok = iommap:close(H),
+    ?assertEqual({error, closed}, iommap:info(H)).
+
+engine_version_is_the_application_vsn_test() ->
+    {ok, _} = application:ensure_all_started(iommap),
+    {ok, Vsn} = application:get_key(iommap, vsn),
+    {ok, #{engine_version := EV, protocol := 1}} = iommap:engine_info(),
+    ?assertEqual(list_to_binary(Vsn), EV).

@@ -1,0 +1,69 @@
+%% The application environment: checked at start with an error that names
+%% the key, an engine path that can be moved, and an engine of another
+%% protocol version refused.
+-module(iommap_env_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, end_per_testcase/2]).
+-export([bad_values_fail_the_start_by_name/1, engine_path_can_be_moved/1,
+         missing_engine_is_named/1, other_protocol_is_refused/1]).
+
+all() -> [bad_values_fail_the_start_by_name, engine_path_can_be_moved,
+          missing_engine_is_named, other_protocol_is_refused].
+
+end_per_testcase(_, _) ->
+    _ = application:stop(iommap),
+    [application:unset_env(iommap, K) || K <- [engine_path, spin_us, pipe_size, engine_threads]],
+    application:load(iommap),
+    [application:set_env(iommap, K, V) || {K, V} <- [{spin_us, 50}, {pipe_size, 1048576}, {engine_threads, 1}]],
+    ok.
+
+restart_with(Env) ->
+    _ = application:stop(iommap),
+    ok = application:load(iommap) =:= ok orelse ok,
+    [application:set_env(iommap, K, V) || {K, V} <- Env],
+    application:ensure_all_started(iommap).
+
+bad_values_fail_the_start_by_name(_Config) ->
+    Cases = [{spin_us, -3}, {spin_us, fast}, {pipe_size, -1}, {engine_threads, 0},
+             {engine_threads, "2"}, {engine_path, 42}],
+    [begin
+         end_per_testcase(x, x),
+         {error, {iommap, Why}} = restart_with([{K, V}]),
+         ?assertMatch({{invalid_env, K, V, _}, _}, {element(1, Why), K}),
+         ?assertError({iommap_not_started, _}, iommap:open("/tmp/x", read, []))
+     end || {K, V} <- Cases],
+    ct:pal("~p bad settings, each refused by name", [length(Cases)]).
+
+engine_path_can_be_moved(Config) ->
+    Src = filename:join(code:priv_dir(iommap), "iommap_port"),
+    Dst = filename:join(?config(priv_dir, Config), "moved_engine"),
+    {ok, _} = file:copy(Src, Dst),
+    ok = file:change_mode(Dst, 8#755),
+    {ok, _} = restart_with([{engine_path, Dst}, {spin_us, 0}]),
+    {ok, #{os_pid := Pid}} = iommap:engine_info(),
+    ?assertEqual({ok, Dst}, file:read_link("/proc/" ++ integer_to_list(Pid) ++ "/exe")),
+    {ok, Cmdline} = file:read_file("/proc/" ++ integer_to_list(Pid) ++ "/cmdline"),
+    ?assertMatch({match, _}, re:run(Cmdline, <<"-spin\\x000\\x00">>)),
+    P = filename:join(?config(priv_dir, Config), "data"),
+    {ok, H} = iommap:open(P, read_write, [create, {size, 10}]),
+    ok = iommap:close(H).
+
+missing_engine_is_named(Config) ->
+    Missing = filename:join(?config(priv_dir, Config), "no_such_engine"),
+    {error, {iommap, {{invalid_env, engine_path, Missing, Why}, _}}} =
+        restart_with([{engine_path, Missing}]),
+    ?assertEqual("an engine binary: enoent", Why).
+
+%% A stand-in engine that answers hello with protocol 99.
+other_protocol_is_refused(Config) ->
+    Reply = term_to_binary({1, {ok, {99, <<"9.9.9">>}}}),
+    Frame = <<(byte_size(Reply)):32, Reply/binary>>,
+    Octal = lists:flatten([io_lib:format("\\~3.8.0b", [B]) || <<B>> <= Frame]),
+    Fake = filename:join(?config(priv_dir, Config), "fake_engine"),
+    ok = file:write_file(Fake, ["#!/bin/sh\nprintf '", Octal, "'\nexec cat >/dev/null\n"]),
+    ok = file:change_mode(Fake, 8#755),
+    {error, {iommap, Why}} = restart_with([{engine_path, Fake}]),
+    ct:pal("start refused: ~p", [Why]),
+    ?assertMatch({match, _}, re:run(io_lib:format("~p", [Why]), "engine_protocol_mismatch")).
