@@ -64,7 +64,7 @@ check: build
 
 soak: build
 	@mkdir -p erlang/_build/soak
-	erlc -o erlang/_build/soak erlang/test/iommap_soak.erl
+	erlc -o erlang/_build/soak erlang/test/iommap_soak.erl erlang/test/iommap_test_lib.erl
 	erl -noshell -pa erlang/_build/default/lib/iommap/ebin -pa erlang/_build/soak -eval 'iommap_soak:main(), halt().'
 
 docs: build

@@ -50,7 +50,7 @@ owner_death_closes_handles(Config) ->
                                end),
     Hs = receive {handles, X} -> X end,
     receive {'DOWN', Ref, process, Pid, _} -> ok end,
-    wait_until(fun() -> handles() =:= Before end),
+    iommap_test_lib:wait_until(fun() -> handles() =:= Before end),
     [?assertEqual({error, closed}, iommap:pread(H, 0, 1)) || H <- Hs],
     [?assertEqual({error, closed}, iommap:close(H)) || H <- Hs].
 
@@ -77,7 +77,7 @@ controlling_process_hands_over(Config) ->
     ok = iommap:controlling_process(H, B),
     B ! go,
     receive {'DOWN', BRef, process, B, _} -> ok end,
-    wait_until(fun() -> iommap:pread(H, 0, 1) =:= {error, closed} end),
+    iommap_test_lib:wait_until(fun() -> iommap:pread(H, 0, 1) =:= {error, closed} end),
     ?assertEqual({error, closed}, iommap:controlling_process(H, self())).
 
 many_processes_at_once(Config) ->
@@ -181,13 +181,13 @@ kill_round(Config, Name, Seed) ->
          end
      end || {Off, Val} <- Acked],
     ?assertEqual({error, closed}, iommap:pread(H, 0, 1)),
-    wait_until(fun() -> case iommap:engine_info() of
+    iommap_test_lib:wait_until(fun() -> case iommap:engine_info() of
                             {ok, #{os_pid := New}} -> New =/= OsPid;
                             _ -> false
                         end end),
     {ok, H2} = iommap:open(P, read_write, []),
     ok = iommap:close(H2),
-    wait_until(fun() -> erlang:system_info(process_count) =< Procs0 end),
+    iommap_test_lib:wait_until(fun() -> erlang:system_info(process_count) =< Procs0 end),
     ct:pal("round ~p: ~p acknowledged writes, all on disk", [Seed, length(Acked)]).
 
 writer(H, I, Rec, Slots, Seed, Parent, Acked) ->
@@ -205,13 +205,6 @@ writer(H, I, Rec, Slots, Seed, Parent, Acked) ->
             Parent ! {acked, self(), Acked, {Off, Val}}
     end.
 
-wait_until(F) -> wait_until(F, 500).
-wait_until(F, 0) -> ?assert(F());
-wait_until(F, N) ->
-    case F() of
-        true -> ok;
-        false -> timer:sleep(10), wait_until(F, N - 1)
-    end.
 
 %% Growth allocates blocks, so a full disk fails the open or truncate that
 %% grows, with enospc, instead of a write faulting later. Needs root for the

@@ -22,14 +22,6 @@ os_pid() ->
     {ok, #{os_pid := P}} = iommap:engine_info(),
     P.
 
-fds(Pid) ->
-    {ok, L} = file:list_dir("/proc/" ++ integer_to_list(Pid) ++ "/fd"),
-    length(L).
-
-rss_kib(Pid) ->
-    {ok, B} = file:read_file("/proc/" ++ integer_to_list(Pid) ++ "/status"),
-    {match, [K]} = re:run(B, "VmRSS:\\s+(\\d+)", [{capture, [1], list}]),
-    list_to_integer(K).
 
 file_of(Config, Name) ->
     P = filename:join(?config(priv_dir, Config), Name),
@@ -40,7 +32,7 @@ emfile_and_still_serving(Config) ->
     P = file_of(Config, "emfile"),
     {ok, Keep} = iommap:open(P, read_write, []),
     Pid = os_pid(),
-    Limit = fds(Pid) + 20,
+    Limit = iommap_test_lib:fds(Pid) + 20,
     %% Only the soft limit: lowering the hard one cannot be undone without
     %% CAP_SYS_RESOURCE.
     Soft = string:trim(os:cmd(io_lib:format("prlimit --pid ~w --nofile -o SOFT --noheadings", [Pid]))),
@@ -70,7 +62,7 @@ many_handles_come_back(Config) ->
     P = file_of(Config, "many"),
     Pid = os_pid(),
     {ok, Warm} = iommap:open(P, read_write, []), ok = iommap:close(Warm),
-    Fd0 = fds(Pid), Rss0 = rss_kib(Pid),
+    Fd0 = iommap_test_lib:fds(Pid), Rss0 = iommap_test_lib:rss_kib(Pid),
     N = 20000,
     T0 = erlang:monotonic_time(millisecond),
     %% in waves of 500 open at once, 40 waves
@@ -80,7 +72,7 @@ many_handles_come_back(Config) ->
          [ok = iommap:close(H) || H <- Hs]
      end || _ <- lists:seq(1, N div 500)],
     Ms = erlang:monotonic_time(millisecond) - T0,
-    Fd1 = fds(Pid), Rss1 = rss_kib(Pid),
+    Fd1 = iommap_test_lib:fds(Pid), Rss1 = iommap_test_lib:rss_kib(Pid),
     {ok, #{handles := Open}} = iommap:engine_info(),
     ct:pal("~p handles opened, written and closed in ~p ms: engine fds ~p -> ~p, RSS ~p -> ~p KiB, open handles after: ~p",
            [N, Ms, Fd0, Fd1, Rss0, Rss1, Open]),
@@ -91,7 +83,7 @@ many_handles_come_back(Config) ->
 owner_of_many_handles_dies(Config) ->
     P = file_of(Config, "owner"),
     Pid = os_pid(),
-    Fd0 = fds(Pid),
+    Fd0 = iommap_test_lib:fds(Pid),
     Self = self(),
     {Owner, Ref} = spawn_monitor(fun() ->
                                          Hs = [element(2, iommap:open(P, read, [])) || _ <- lists:seq(1, 2000)],
@@ -99,17 +91,10 @@ owner_of_many_handles_dies(Config) ->
                                          receive die -> exit(boom) end
                                  end),
     receive {opened, 2000} -> ok end,
-    ?assertEqual(Fd0 + 2000, fds(Pid)),
+    ?assertEqual(Fd0 + 2000, iommap_test_lib:fds(Pid)),
     Owner ! die,
     receive {'DOWN', Ref, process, Owner, boom} -> ok end,
-    wait_until(fun() -> fds(Pid) =:= Fd0 end, 500),
+    iommap_test_lib:wait_until(fun() -> iommap_test_lib:fds(Pid) =:= Fd0 end, 500),
     {ok, #{handles := Open}} = iommap:engine_info(),
-    ct:pal("owner of 2000 handles died: engine fds back to ~p, open handles ~p", [fds(Pid), Open]),
+    ct:pal("owner of 2000 handles died: engine fds back to ~p, open handles ~p", [iommap_test_lib:fds(Pid), Open]),
     ?assertEqual(0, Open).
-
-wait_until(F, 0) -> ?assert(F());
-wait_until(F, N) ->
-    case F() of
-        true -> ok;
-        false -> timer:sleep(10), wait_until(F, N - 1)
-    end.

@@ -33,7 +33,7 @@ run(Secs) ->
                  P
              end || I <- lists:seq(1, ?FILES)],
     {ok, #{os_pid := Pid}} = iommap:engine_info(),
-    Start = {rss_kib(Pid), fds(Pid)},
+    Start = {iommap_test_lib:rss_kib(Pid), iommap_test_lib:fds(Pid)},
     Handles = list_to_tuple([element(2, {ok, _} = iommap:open(P, read_write, [])) || P <- Paths, _ <- [a, b]]),
     Deadline = erlang:monotonic_time(millisecond) + Secs * 1000,
     Self = self(),
@@ -44,7 +44,7 @@ run(Secs) ->
     MaxUs = lists:max([M || {_, M, _} <- Results]),
     Unexpected = lists:append([U || {_, _, U} <- Results]),
     [_ = iommap:close(element(I, Handles)) || I <- lists:seq(1, tuple_size(Handles))],
-    End = {rss_kib(Pid), fds(Pid)},
+    End = {iommap_test_lib:rss_kib(Pid), iommap_test_lib:fds(Pid)},
     [ok = file:delete(P) || P <- Paths],
     ok = file:del_dir(Dir),
     Ops = lists:sum(maps:values(Counts)),
@@ -88,12 +88,3 @@ kind({error, E}) when E =:= sigbus; E =:= out_of_bounds -> E;
 kind(_) -> unexpected.
 
 merge(A, B) -> maps:fold(fun(K, V, Acc) -> maps:update_with(K, fun(X) -> X + V end, V, Acc) end, B, A).
-
-fds(Pid) ->
-    {ok, L} = file:list_dir("/proc/" ++ integer_to_list(Pid) ++ "/fd"),
-    length(L).
-
-rss_kib(Pid) ->
-    {ok, B} = file:read_file("/proc/" ++ integer_to_list(Pid) ++ "/status"),
-    {match, [K]} = re:run(B, "VmRSS:\\s+(\\d+)", [{capture, [1], list}]),
-    list_to_integer(K).

@@ -1,0 +1,31 @@
+%% Helpers shared by the suites and the soak: what the engine holds, read
+%% from /proc, and waiting for a condition.
+-module(iommap_test_lib).
+-export([fds/1, rss_kib/1, wait_until/1, wait_until/2]).
+
+%% Open file descriptors of an OS process.
+-spec fds(pos_integer()) -> non_neg_integer().
+fds(Pid) ->
+    {ok, L} = file:list_dir("/proc/" ++ integer_to_list(Pid) ++ "/fd"),
+    length(L).
+
+%% Resident set size of an OS process, in KiB.
+-spec rss_kib(pos_integer()) -> non_neg_integer().
+rss_kib(Pid) ->
+    {ok, B} = file:read_file("/proc/" ++ integer_to_list(Pid) ++ "/status"),
+    {match, [K]} = re:run(B, "VmRSS:\\s+(\\d+)", [{capture, [1], list}]),
+    list_to_integer(K).
+
+%% Polls F every 10 ms, up to Tries times; fails if it never holds.
+-spec wait_until(fun(() -> boolean())) -> ok.
+wait_until(F) -> wait_until(F, 500).
+
+-spec wait_until(fun(() -> boolean()), non_neg_integer()) -> ok.
+wait_until(F, 0) ->
+    true = F(),
+    ok;
+wait_until(F, N) ->
+    case F() of
+        true -> ok;
+        false -> timer:sleep(10), wait_until(F, N - 1)
+    end.
