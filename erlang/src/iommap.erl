@@ -72,6 +72,12 @@ open(Path, Options) ->
 %% so do `create' or `truncate' in `read' mode. All of these are checked
 %% before anything is created or truncated, so a failed open leaves the disk
 %% as it was. A missing file without `create' gives `{error, enoent}'.
+%%
+%% ```
+%% {ok, H} = iommap:open(<<"/tmp/data.bin">>, read_write, [create, {size, 1 bsl 20}]),
+%% {error, einval} = iommap:open("/tmp/empty", read, [create]),
+%% {error, enoent} = iommap:open("/no/such/file", read, []).
+%% '''
 -spec open(file:filename_all(), mode(), [open_option()]) -> {ok, handle()} | {error, reason()}.
 open(Path, Mode, Options) when (Mode =:= read orelse Mode =:= write orelse Mode =:= read_write),
                                is_list(Options) ->
@@ -85,6 +91,11 @@ open(_, _, _) ->
 
 %% @doc Closes the handle: unmaps and closes the file, after the calls in
 %% progress on it finish. A second close gives `{error, closed}'.
+%%
+%% ```
+%% ok = iommap:close(H),
+%% {error, closed} = iommap:close(H).
+%% '''
 -spec close(handle()) -> ok | {error, reason()}.
 close(H) when is_reference(H) ->
     iommap_client:close(H);
@@ -93,6 +104,12 @@ close(_) ->
 
 %% @doc Reads `Len' bytes at `Off'. The binary is a copy: it stays valid
 %% after close or truncation.
+%%
+%% ```
+%% {ok, <<"hello">>} = iommap:pread(H, 0, 5),
+%% {ok, <<>>} = iommap:pread(H, Size, 0),
+%% {error, out_of_bounds} = iommap:pread(H, Size, 1).
+%% '''
 -spec pread(handle(), non_neg_integer(), non_neg_integer()) -> {ok, binary()} | {error, reason()}.
 pread(H, Off, Len) when is_reference(H), ?IS_OFFSET(Off), is_integer(Len) ->
     read(H, Off, Len);
@@ -105,6 +122,12 @@ pread(_, _, _) ->
 %% the mapping lives in another OS process, and memory cannot be shared
 %% across the port boundary, so it is a copy made by the engine: a
 %% snapshot, not a live view, that stays valid after close and truncation.
+%%
+%% ```
+%% {ok, Snapshot} = iommap:region_binary(H, 0, 4096),
+%% ok = iommap:close(H),
+%% 4096 = byte_size(Snapshot).
+%% '''
 -spec region_binary(handle(), non_neg_integer(), non_neg_integer()) ->
           {ok, binary()} | {error, reason()}.
 region_binary(H, Off, Len) when is_reference(H), ?IS_OFFSET(Off), is_integer(Len) ->
@@ -117,6 +140,11 @@ read(H, Off, Len) -> iommap_client:call(H, {pread, Off, Len}).
 
 %% @doc Writes `Data' at `Off'. The whole range must lie inside the
 %% mapping: nothing is written otherwise, and the file never grows.
+%%
+%% ```
+%% ok = iommap:pwrite(H, 0, [<<"hello">>, $\s, "world"]),
+%% {error, out_of_bounds} = iommap:pwrite(H, Size - 1, <<"ab">>).
+%% '''
 -spec pwrite(handle(), non_neg_integer(), iodata()) -> ok | {error, reason()}.
 pwrite(H, Off, Data) when is_reference(H), ?IS_OFFSET(Off), (is_binary(Data) orelse is_list(Data)) ->
     _ = iolist_size(Data), % raises badarg for anything that is not iodata
@@ -134,6 +162,11 @@ sync(H) ->
 
 %% @doc Flushes the whole mapping to the file: `sync' waits (MS_SYNC),
 %% `async' schedules it (MS_ASYNC).
+%%
+%% ```
+%% ok = iommap:pwrite(H, 0, <<"durable">>),
+%% ok = iommap:sync(H, sync).
+%% '''
 -spec sync(handle(), sync_mode()) -> ok | {error, reason()}.
 sync(H, Mode) when is_reference(H), (Mode =:= sync orelse Mode =:= async) ->
     iommap_client:call(H, {sync, Mode});
@@ -144,6 +177,12 @@ sync(_, _) ->
 %% then gives `NewSize'. Growing zero-fills, shrinking drops the tail. Needs
 %% write permission. `truncate(H, 0)' gives `{error, einval}'. A `private'
 %% mapping is re-read from the file, so its unsaved changes are lost.
+%%
+%% ```
+%% ok = iommap:truncate(H, 8192),
+%% {ok, 8192} = iommap:position(H),
+%% {error, einval} = iommap:truncate(H, 0).
+%% '''
 -spec truncate(handle(), non_neg_integer()) -> ok | {error, reason()}.
 truncate(H, N) when is_reference(H), is_integer(N), N < 0 ->
     {error, badarg};
@@ -154,6 +193,11 @@ truncate(_, _) ->
 
 %% @doc Passes an madvise hint for `Len' bytes at `Off'. `Off' must be page
 %% aligned (`{error, einval}' from madvise otherwise); `Len' 0 is fine.
+%%
+%% ```
+%% ok = iommap:advise(H, 0, 1 bsl 20, willneed),
+%% {error, einval} = iommap:advise(H, 1, 100, random).
+%% '''
 -spec advise(handle(), non_neg_integer(), non_neg_integer(), advise_hint()) -> ok | {error, reason()}.
 advise(H, Off, Len, Hint) when is_reference(H), ?IS_OFFSET(Off), is_integer(Len),
                                (Hint =:= normal orelse Hint =:= random orelse
@@ -167,6 +211,11 @@ advise(_, _, _, _) ->
     erlang:error(badarg).
 
 %% @doc The size of the mapping in bytes (not a file cursor).
+%%
+%% ```
+%% {ok, H} = iommap:open(Path, read_write, [create, {size, 4096}]),
+%% {ok, 4096} = iommap:position(H).
+%% '''
 -spec position(handle()) -> {ok, non_neg_integer()} | {error, reason()}.
 position(H) when is_reference(H) ->
     iommap_client:call(H, position);
@@ -176,6 +225,13 @@ position(_) ->
 %% @doc Makes `Pid' the owner of `H', as `gen_tcp:controlling_process/2'
 %% does for a socket: the handle is then closed when `Pid' dies rather than
 %% the caller. Only the current owner may do this (`{error, not_owner}').
+%%
+%% ```
+%% {ok, H} = iommap:open(Path, read_write, []),
+%% Worker = spawn(fun() -> receive {handle, H} -> use(H) end end),
+%% ok = iommap:controlling_process(H, Worker),
+%% Worker ! {handle, H}.
+%% '''
 -spec controlling_process(handle(), pid()) -> ok | {error, reason() | not_owner}.
 controlling_process(H, Pid) when is_reference(H), is_pid(Pid) ->
     iommap_client:controlling_process(H, Pid, self());
@@ -200,6 +256,10 @@ info(_) ->
 %% engine_version, protocol}', or `{error, closed}' if none is running.
 %% `engine_version' is the application's vsn, stamped into the engine when
 %% it is built.
+%%
+%% ```
+%% {ok, #{os_pid := OsPid, handles := Open}} = iommap:engine_info().
+%% '''
 -spec engine_info() -> {ok, map()} | {error, closed}.
 engine_info() ->
     iommap_engine:info().
