@@ -346,3 +346,125 @@ func TestTryLockReportsBusy(t *testing.T) {
 	}
 	h.mu.RUnlock()
 }
+
+func TestVectoredReadAndWrite(t *testing.T) {
+	p := tempFile(t, []byte("0123456789"))
+	m, _ := Open(p, ReadWrite, Options{Size: -1})
+	h := NewHandle(m)
+	defer h.Close()
+	sep := func(b []byte, n uint64) []byte { return append(b, '|') }
+	b, err := h.ReadMany(nil, []Range{{0, 2}, {8, 2}, {10, 0}}, 100, sep, true)
+	if err != nil || string(b) != "|01|89|" {
+		t.Fatalf("%q %v", b, err)
+	}
+	if _, err := h.ReadMany(nil, []Range{{0, 2}, {9, 2}}, 100, sep, true); err != ErrBounds {
+		t.Fatalf("one bad range: %v", err)
+	}
+	if _, err := h.ReadMany(nil, []Range{{0, 6}, {0, 6}}, 10, sep, true); err != ErrNoMemory {
+		t.Fatalf("over the limit: %v", err)
+	}
+	if err := h.WriteMany([]Piece{{0, []byte("ab")}, {9, []byte("XY")}}, true); err != ErrBounds {
+		t.Fatalf("all or nothing: %v", err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "0123456789" {
+		t.Fatalf("a refused write wrote: %q", got)
+	}
+	if err := h.WriteMany([]Piece{{0, []byte("ab")}, {1, []byte("Z")}, {9, []byte("!")}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "aZ2345678!" {
+		t.Fatalf("in order: %q", got)
+	}
+}
+
+func TestAtomics(t *testing.T) {
+	p := tempFile(t, make([]byte, 64))
+	m, _ := Open(p, ReadWrite, Options{Size: -1})
+	h := NewHandle(m)
+	defer h.Close()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10000 {
+				h.Add(8, 1)
+			}
+		}()
+	}
+	wg.Wait()
+	if v, _ := h.Load(8); v != 80000 {
+		t.Fatalf("counter %d", v)
+	}
+	if old, _ := h.Add(8, -80001); old != 80000 {
+		t.Fatal("old value")
+	}
+	if v, _ := h.Load(8); v != -1 {
+		t.Fatalf("negative %d", v)
+	}
+	raw, _ := os.ReadFile(p)
+	if raw[8] != 0xff || raw[15] != 0xff {
+		t.Fatalf("not a little-endian word: % x", raw[8:16])
+	}
+	if cur, _ := h.CompareExchange(8, 5, 7); cur != -1 {
+		t.Fatalf("mismatch reports %d", cur)
+	}
+	if cur, _ := h.CompareExchange(8, -1, 7); cur != -1 {
+		t.Fatal("swap")
+	}
+	if v, _ := h.Load(8); v != 7 {
+		t.Fatal("after swap")
+	}
+	if _, err := h.Load(4); err != unix.EINVAL {
+		t.Fatalf("unaligned: %v", err)
+	}
+	if err := h.Store(64, 1); err != ErrBounds {
+		t.Fatalf("past the end: %v", err)
+	}
+	if err := h.Store(56, 1); err != nil {
+		t.Fatalf("last word: %v", err)
+	}
+}
+
+func TestAtomicsFaultAfterTruncation(t *testing.T) {
+	p := tempFile(t, make([]byte, 3*4096))
+	m, _ := Open(p, ReadWrite, Options{Size: -1})
+	h := NewHandle(m)
+	defer h.Close()
+	os.Truncate(p, 4096)
+	if _, err := h.Add(2*4096, 1); err != ErrFault {
+		t.Fatalf("add on a lost page: %v", err)
+	}
+	if _, err := h.Load(0); err != nil {
+		t.Fatalf("load on a kept page: %v", err)
+	}
+}
+
+func TestSyncRangeAndResident(t *testing.T) {
+	p := tempFile(t, make([]byte, 4*4096))
+	m, _ := Open(p, ReadWrite, Options{Size: -1})
+	defer m.Close()
+	m.WriteAt([]byte("x"), 5000)
+	if err := m.SyncRange(4990, 20, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SyncRange(1, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SyncRange(4*4096, 1, false); err != ErrBounds {
+		t.Fatalf("past the end: %v", err)
+	}
+	if err := m.Advise(0, 4*4096, DontNeed); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Advise(0, 2*4096, PopulateRead); err != nil {
+		t.Fatal(err)
+	}
+	n, err := m.Resident(100, 2*4096)
+	if err != nil || n != 2*4096 {
+		t.Fatalf("resident %d %v", n, err)
+	}
+	if n, _ := m.Resident(100, 10); n != 10 {
+		t.Fatalf("resident of a small range %d", n)
+	}
+}

@@ -183,6 +183,7 @@ func (s *Server) truncate(req request) error {
 var hints = map[string]mmap.Advice{
 	"normal": mmap.Normal, "random": mmap.Random, "sequential": mmap.Sequential,
 	"willneed": mmap.WillNeed, "dontneed": mmap.DontNeed,
+	"populate_read": mmap.PopulateRead, "populate_write": mmap.PopulateWrite,
 }
 
 // {Id, advise, H, Off, Len, Hint}

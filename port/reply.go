@@ -109,3 +109,55 @@ func appendOKTerm(b []byte, id int32, term interface{}) []byte {
 	b, start := beginReply(b, id)
 	return endReply(append(b, enc[1:]...), start)
 }
+
+// appendInt appends an integer term for a signed 64-bit value.
+func appendInt(b []byte, v int64) []byte {
+	switch {
+	case v >= 0 && v < 256:
+		return append(b, tagSmallInteger, byte(v))
+	case v >= -1<<31 && v < 1<<31:
+		return binary.BigEndian.AppendUint32(append(b, tagInteger), uint32(int32(v)))
+	}
+	sign, mag := byte(0), uint64(v)
+	if v < 0 {
+		sign, mag = 1, uint64(-v) // -(-2^63) wraps to 2^63, the right magnitude
+	}
+	digits := 0
+	for x := mag; x > 0; x >>= 8 {
+		digits++
+	}
+	b = append(b, tagSmallBig, byte(digits), sign)
+	for ; mag > 0; mag >>= 8 {
+		b = append(b, byte(mag))
+	}
+	return b
+}
+
+// appendOKInt appends the frame {Id, {ok, V}} for a signed value.
+func appendOKInt(b []byte, id int32, v int64) []byte {
+	b, start := beginReply(b, id)
+	return endReply(appendInt(appendOKTuple(b), v), start)
+}
+
+// appendMismatch appends {Id, {error, {mismatch, Current}}}.
+func appendMismatch(b []byte, id int32, cur int64) []byte {
+	b, start := beginReply(b, id)
+	b = append(b, tagSmallTuple, 2)
+	b = appendAtom(b, "error")
+	b = append(b, tagSmallTuple, 2)
+	b = appendAtom(b, "mismatch")
+	return endReply(appendInt(b, cur), start)
+}
+
+// A list of binaries, {ok, [Bin, ...]}: LIST_EXT, then each element as
+// BINARY_EXT, then NIL_EXT. The Erlang side matches this shape as bytes.
+const (
+	tagNil  = 106
+	tagList = 108
+)
+
+func putUint32(b []byte, v uint32) { binary.BigEndian.PutUint32(b, v) }
+
+func appendBinaryHeader(b []byte, n uint64) []byte {
+	return binary.BigEndian.AppendUint32(append(b, tagBinary), uint32(n))
+}

@@ -21,7 +21,7 @@ var Version = "dev"
 
 // ProtocolVersion changes whenever a request or reply shape in PROTOCOL.md
 // does; the Erlang side refuses an engine with another one.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // Config tunes the main loop.
 type Config struct {
@@ -144,8 +144,10 @@ func (s *Server) handle(f []byte) {
 // writes and position of modest size.
 func (s *Server) inline(req request) bool {
 	switch req.op {
-	case "position":
+	case "position", "add", "compare_exchange", "load", "store":
 		return true
+	case "pread_many", "pwrite_many":
+		return vectorSize(req) <= uint64(s.cfg.InlineMax)
 	case "pread":
 		n, ok := argUint(req, 2)
 		return ok && n <= uint64(s.cfg.InlineMax)
@@ -167,6 +169,19 @@ func (s *Server) run(req request, b []byte, wait bool) (out []byte, busy bool) {
 		return s.pread(req, b, wait)
 	case "pwrite":
 		err = s.pwrite(req, wait)
+	case "pread_many":
+		return s.preadMany(req, b, wait)
+	case "pwrite_many":
+		err = s.pwriteMany(req, wait)
+	case "add", "compare_exchange", "load", "store":
+		return s.atomic(req, b), false
+	case "sync_range":
+		err = s.syncRange(req)
+	case "resident":
+		var n uint64
+		if n, err = s.resident(req); err == nil {
+			return appendOKUint(b, req.id, n), false
+		}
 	case "position":
 		var n int
 		if n, err = s.position(req, wait); err == nil {

@@ -31,11 +31,15 @@
 -export([open/2, open/3, close/1, pread/3, pwrite/3, region_binary/3,
          sync/1, sync/2, truncate/2, advise/4, position/1,
          controlling_process/2, info/1, engine_info/0]).
+%% Beyond the NIF package
+-export([pread_many/2, pwrite_many/2, sync/4, resident/3,
+         add/3, compare_exchange/4, load/2, store/3]).
 
 -type handle() :: reference().
 -type mode() :: read | write | read_write.
 -type sync_mode() :: sync | async.
--type advise_hint() :: normal | random | sequential | willneed | dontneed.
+-type advise_hint() :: normal | random | sequential | willneed | dontneed
+                     | populate_read | populate_write.
 -type open_option() :: read | write | read_write | {size, non_neg_integer()}
                      | shared | private | lock | populate | nocache | create | truncate.
 -type reason() :: badarg | enomem | enoent | eacces | closed | out_of_bounds
@@ -193,6 +197,9 @@ truncate(_, _) ->
 
 %% @doc Passes an madvise hint for `Len' bytes at `Off'. `Off' must be page
 %% aligned (`{error, einval}' from madvise otherwise); `Len' 0 is fine.
+%% Beyond the NIF: `populate_read' and `populate_write' prefault the range
+%% (MADV_POPULATE_READ/WRITE, Linux 5.14 and later; `{error, einval}' on
+%% older kernels).
 %%
 %% ```
 %% ok = iommap:advise(H, 0, 1 bsl 20, willneed),
@@ -202,7 +209,8 @@ truncate(_, _) ->
 advise(H, Off, Len, Hint) when is_reference(H), ?IS_OFFSET(Off), is_integer(Len),
                                (Hint =:= normal orelse Hint =:= random orelse
                                 Hint =:= sequential orelse Hint =:= willneed orelse
-                                Hint =:= dontneed) ->
+                                Hint =:= dontneed orelse Hint =:= populate_read orelse
+                                Hint =:= populate_write) ->
     if
         Off < 0; Len < 0 -> {error, badarg};
         true -> iommap_client:call(H, {advise, Off, Len, Hint})
@@ -263,6 +271,149 @@ info(_) ->
 -spec engine_info() -> {ok, map()} | {error, closed}.
 engine_info() ->
     iommap_engine:info().
+
+%% Beyond the NIF package
+
+%% @doc Reads several ranges in one round trip. Every range is checked
+%% (mode, bounds) before anything is read: one bad range gives its error
+%% and no data.
+%%
+%% ```
+%% {ok, [<<"ab">>, <<"yz">>]} = iommap:pread_many(H, [{0, 2}, {24, 2}]).
+%% '''
+-spec pread_many(handle(), [{non_neg_integer(), non_neg_integer()}]) ->
+          {ok, [binary()]} | {error, reason()}.
+pread_many(H, Ranges) when is_reference(H), is_list(Ranges) ->
+    case pairs(Ranges, fun is_integer/1) of
+        ok -> iommap_client:call(H, {pread_many, Ranges});
+        negative -> {error, badarg}
+    end;
+pread_many(_, _) ->
+    erlang:error(badarg).
+
+%% @doc Writes several pieces, in list order, in one round trip and under
+%% one lock. Every range is checked before anything is written: one bad
+%% range writes nothing. If the file shrinks under the mapping so that a
+%% piece faults, the result is `{error, sigbus}': the pieces before it are
+%% written, that piece may be partly written, the ones after are not.
+%%
+%% ```
+%% ok = iommap:pwrite_many(H, [{0, <<"ab">>}, {24, [<<"y">>, $z]}]).
+%% '''
+-spec pwrite_many(handle(), [{non_neg_integer(), iodata()}]) -> ok | {error, reason()}.
+pwrite_many(H, Writes) when is_reference(H), is_list(Writes) ->
+    case pairs(Writes, fun iodata/1) of
+        ok -> iommap_client:call(H, {pwrite_many, Writes});
+        negative -> {error, badarg}
+    end;
+pwrite_many(_, _) ->
+    erlang:error(badarg).
+
+%% @doc Flushes only the pages that cover `Len' bytes at `Off' (msync of
+%% their page-aligned cover), so one record can be made durable without
+%% flushing a whole large mapping.
+%%
+%% ```
+%% ok = iommap:pwrite(H, RecOff, Rec),
+%% ok = iommap:sync(H, RecOff, byte_size(Rec), sync).
+%% '''
+-spec sync(handle(), non_neg_integer(), non_neg_integer(), sync_mode()) -> ok | {error, reason()}.
+sync(H, Off, Len, Mode) when is_reference(H), is_integer(Off), is_integer(Len),
+                             (Mode =:= sync orelse Mode =:= async) ->
+    if
+        Off < 0; Len < 0 -> {error, badarg};
+        true -> iommap_client:call(H, {sync_range, Off, Len, Mode})
+    end;
+sync(_, _, _, _) ->
+    erlang:error(badarg).
+
+%% @doc How many of the `Len' bytes at `Off' lie in pages resident in memory
+%% (mincore).
+%%
+%% ```
+%% ok = iommap:advise(H, 0, 1 bsl 20, populate_read),
+%% {ok, 1048576} = iommap:resident(H, 0, 1 bsl 20).
+%% '''
+-spec resident(handle(), non_neg_integer(), non_neg_integer()) ->
+          {ok, non_neg_integer()} | {error, reason()}.
+resident(H, Off, Len) when is_reference(H), is_integer(Off), is_integer(Len) ->
+    if
+        Off < 0; Len < 0 -> {error, badarg};
+        true -> iommap_client:call(H, {resident, Off, Len})
+    end;
+resident(_, _, _) ->
+    erlang:error(badarg).
+
+%% Atomics work on 8-byte words at 8-aligned offsets, in little-endian order,
+%% holding signed 64-bit integers. They are the CPU's atomic instructions on
+%% the mapped page, so they are atomic against every OS process that maps
+%% the file `shared'. An unaligned offset gives `{error, einval}'; a value
+%% outside -2^63..2^63-1 gives `{error, badarg}'. `load' needs read access,
+%% `store' write access, `add' and `compare_exchange' both (`{error, eacces}').
+
+%% @doc Adds `Incr' to the word at `Off' (wrapping) and returns the old value.
+%%
+%% ```
+%% {ok, 0} = iommap:add(H, 0, 1),
+%% {ok, 1} = iommap:load(H, 0).
+%% '''
+-spec add(handle(), non_neg_integer(), integer()) -> {ok, integer()} | {error, reason()}.
+add(H, Off, Incr) when is_reference(H), is_integer(Off), is_integer(Incr) ->
+    atomic(H, Off, add, [Incr]);
+add(_, _, _) ->
+    erlang:error(badarg).
+
+%% @doc Stores `New' at `Off' if the word holds `Expected'; otherwise leaves
+%% it and returns what it holds.
+%%
+%% ```
+%% ok = iommap:compare_exchange(H, 0, 1, 2),
+%% {error, {mismatch, 2}} = iommap:compare_exchange(H, 0, 1, 3).
+%% '''
+-spec compare_exchange(handle(), non_neg_integer(), integer(), integer()) ->
+          ok | {error, {mismatch, integer()} | reason()}.
+compare_exchange(H, Off, Expected, New) when is_reference(H), is_integer(Off),
+                                             is_integer(Expected), is_integer(New) ->
+    atomic(H, Off, compare_exchange, [Expected, New]);
+compare_exchange(_, _, _, _) ->
+    erlang:error(badarg).
+
+%% @doc Reads the word at `Off' atomically.
+-spec load(handle(), non_neg_integer()) -> {ok, integer()} | {error, reason()}.
+load(H, Off) when is_reference(H), is_integer(Off) ->
+    atomic(H, Off, load, []);
+load(_, _) ->
+    erlang:error(badarg).
+
+%% @doc Writes the word at `Off' atomically.
+-spec store(handle(), non_neg_integer(), integer()) -> ok | {error, reason()}.
+store(H, Off, V) when is_reference(H), is_integer(Off), is_integer(V) ->
+    atomic(H, Off, store, [V]);
+store(_, _, _) ->
+    erlang:error(badarg).
+
+-define(INT64(V), (V >= -16#8000000000000000 andalso V =< 16#7FFFFFFFFFFFFFFF)).
+
+atomic(H, Off, Op, Vals) ->
+    case Off >= 0 andalso lists:all(fun(V) -> ?INT64(V) end, Vals) of
+        true -> iommap_client:call(H, {Op, Off, Vals});
+        false -> {error, badarg}
+    end.
+
+%% A proper list of {Off, X}: a wrong shape or type raises badarg; a
+%% negative offset or length is `negative'.
+pairs(L, CheckX) -> pairs(L, CheckX, ok).
+pairs([], _, Acc) -> Acc;
+pairs([{Off, X} | T], CheckX, Acc) when is_integer(Off) ->
+    CheckX(X) orelse erlang:error(badarg),
+    Neg = Off < 0 orelse (is_integer(X) andalso X < 0),
+    pairs(T, CheckX, case Neg of true -> negative; false -> Acc end);
+pairs(_, _, _) ->
+    erlang:error(badarg).
+
+iodata(D) when is_binary(D) -> true;
+iodata(D) when is_list(D) -> _ = iolist_size(D), true;
+iodata(_) -> false.
 
 %% Options: of shared/private and of repeated {size, N} the last wins;
 %% unknown options are ignored, as in the NIF package.

@@ -23,7 +23,12 @@
                  | {sync, sync | async}
                  | {truncate, non_neg_integer()}
                  | {advise, non_neg_integer(), non_neg_integer(), atom()}
-                 | position | info.
+                 | position | info
+                 | {pread_many, [{non_neg_integer(), non_neg_integer()}]}
+                 | {pwrite_many, [{non_neg_integer(), iodata()}]}
+                 | {add | load | store | compare_exchange, non_neg_integer(), [integer()]}
+                 | {sync_range, non_neg_integer(), non_neg_integer(), sync | async}
+                 | {resident, non_neg_integer(), non_neg_integer()}.
 -export_type([request/0]).
 
 %% Largest frame the engine accepts (port.MaxFrame), less room for the header.
@@ -59,6 +64,7 @@ with_owner(info, Owner, {ok, Info}) -> {ok, Info#{owner => Owner}};
 with_owner(_, _, Result) -> Result.
 
 too_big({pwrite, _, Data}) -> iolist_size(Data) > ?MAX_DATA;
+too_big({pwrite_many, Ws}) -> lists:sum([iolist_size(D) + 16 || {_, D} <- Ws]) > ?MAX_DATA;
 too_big(_) -> false.
 
 send(#engine{server = S, port = Port, pending = Pending, ids = Ids}, Req) ->
@@ -104,6 +110,21 @@ encode(Id, {HId, {pwrite, Off, Data}}) ->
     Size = iolist_size(Data),
     Pre = term_to_binary({Id, pwrite, HId, Off, <<>>}),
     [binary_part(Pre, 0, byte_size(Pre) - 5), <<109, Size:32>> | Data];
+encode(Id, {HId, {pwrite_many, Ws}}) ->
+    %% the same trick as pwrite, for a list of {Off, Data}: the list is last
+    Pre = term_to_binary({Id, pwrite_many, HId, []}),
+    [binary_part(Pre, 0, byte_size(Pre) - 1), <<108, (length(Ws)):32>>,
+     [[<<104, 2>>, int_ext(Off), <<109, (iolist_size(D)):32>> | D] || {Off, D} <- Ws],
+     <<106>>];
+encode(Id, {HId, {pread_many, Rs}}) ->
+    term_to_binary({Id, pread_many, HId, Rs});
+encode(Id, {HId, {Atomic, Off, Vals}}) when Atomic =:= add; Atomic =:= load;
+                                             Atomic =:= store; Atomic =:= compare_exchange ->
+    term_to_binary(list_to_tuple([Id, Atomic, HId, Off | Vals]));
+encode(Id, {HId, {sync_range, Off, Len, Mode}}) ->
+    term_to_binary({Id, sync_range, HId, Off, Len, Mode});
+encode(Id, {HId, {resident, Off, Len}}) ->
+    term_to_binary({Id, resident, HId, Off, Len});
 encode(Id, {HId, {pread, Off, Len}}) ->
     term_to_binary({Id, pread, HId, Off, Len});
 encode(Id, {HId, {sync, Mode}}) ->
@@ -127,9 +148,19 @@ decode(<<131, 104, 2, 98, _:32, 104, 2, 119, 2, "ok", 109, Len:32, Data:Len/bina
     {ok, Data};
 decode(<<131, 104, 2, 98, _:32, 119, 2, "ok">>) ->
     ok;
+decode(<<131, 104, 2, 98, _:32, 104, 2, 119, 2, "ok", 108, N:32, Rest/binary>>) ->
+    {ok, binaries(N, Rest, [])};
 decode(Frame) ->
     {_, Result} = binary_to_term(Frame),
     Result.
+
+%% The elements of a list of binaries, as sub-binaries of the frame.
+binaries(0, <<106>>, Acc) -> lists:reverse(Acc);
+binaries(N, <<109, Len:32, B:Len/binary, Rest/binary>>, Acc) -> binaries(N - 1, Rest, [B | Acc]).
+
+int_ext(I) ->
+    B = term_to_binary(I),
+    binary_part(B, 1, byte_size(B) - 1).
 
 %% @doc Opens through the engine server, which records the handle and
 %% monitors its owner. Starts the application on first use.

@@ -10,4 +10,4 @@
 }).
 
 -define(ENGINE_KEY, {iommap, engine}).
--define(PROTOCOL_VERSION, 1).
+-define(PROTOCOL_VERSION, 2).

@@ -8,12 +8,13 @@
          engine_kill_loses_no_acknowledged_write/1, engine_kill_repeated/1,
          many_processes_at_once/1, close_races_with_calls/1,
          reload_and_purge_with_handles_in_use/1, works_with_no_start_call/1,
-         disk_full_is_enospc_not_sigbus/1, truncation_storm/1]).
+         disk_full_is_enospc_not_sigbus/1, truncation_storm/1,
+         atomics_across_os_processes/1]).
 
 all() ->
     [works_with_no_start_call, owner_death_closes_handles, controlling_process_hands_over,
      many_processes_at_once, close_races_with_calls, reload_and_purge_with_handles_in_use,
-     disk_full_is_enospc_not_sigbus, truncation_storm,
+     disk_full_is_enospc_not_sigbus, truncation_storm, atomics_across_os_processes,
      engine_kill_loses_no_acknowledged_write, engine_kill_repeated].
 
 init_per_testcase(_, Config) ->
@@ -277,3 +278,38 @@ storm_loop(H, I, Allowed, Counts) ->
         K = case R of {error, E} -> E; _ -> ok end,
         storm_loop(H, I, Allowed, maps:update_with(K, fun(X) -> X + 1 end, 1, Counts))
     end.
+
+%% A second engine, another OS process driven over the raw protocol, adds to
+%% the same counter as 4 Erlang processes do through the main engine: the
+%% final value is exact.
+atomics_across_os_processes(Config) ->
+    P = file_of(Config, "counter", 4096),
+    {ok, H} = iommap:open(P, read_write, []),
+    Engine = filename:join(code:priv_dir(iommap), "iommap_port"),
+    Port = open_port({spawn_executable, Engine}, [{packet, 4}, binary, {args, ["-spin", "0"]}]),
+    Call = fun(Req) ->
+                   true = port_command(Port, term_to_binary(Req)),
+                   receive {Port, {data, B}} -> binary_to_term(B) after 5000 -> ct:fail(no_reply) end
+           end,
+    {1, {ok, HId}} = Call({1, open, list_to_binary(P), read_write, shared, undefined, []}),
+    N = 20000, Batch = 500,
+    Self = self(),
+    Other = spawn_link(fun() ->
+                               [begin
+                                    [true = port_command(Port, term_to_binary({I, add, HId, 64, 1}))
+                                     || I <- lists:seq(2, Batch + 1)],
+                                    [receive {Port, {data, _}} -> ok end || _ <- lists:seq(1, Batch)]
+                                end || _ <- lists:seq(1, N div Batch)],
+                               Self ! other_done
+                       end),
+    erlang:port_connect(Port, Other),
+    unlink(Port),
+    Ws = [spawn_link(fun() -> [{ok, _} = iommap:add(H, 64, 1) || _ <- lists:seq(1, N div 4)], Self ! done end)
+          || _ <- lists:seq(1, 4)],
+    [receive done -> ok after 60000 -> ct:fail(timeout) end || _ <- Ws],
+    receive other_done -> ok after 60000 -> ct:fail(other_timeout) end,
+    ?assertEqual({ok, 2 * N}, iommap:load(H, 64)),
+    ct:pal("~p adds from a second engine process and ~p from 4 Erlang processes: counter ~p",
+           [N, N, element(2, iommap:load(H, 64))]),
+    catch port_close(Port), % closed already if its owner, Other, has exited
+    ok = iommap:close(H).

@@ -1,0 +1,101 @@
+package mmap
+
+import (
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Atomics on 64-bit words of a shared mapping: counters and flags that
+// several OS processes update. A word is 8 bytes at an 8-aligned offset, in
+// the host's byte order, which is little-endian on every platform Go and
+// this engine run on (amd64, arm64). The operations are the CPU's atomic
+// instructions on the mapped page, so they are atomic against every other
+// process mapping the same file, not only against this engine. They share
+// the handle's lock: they exclude truncate and close, not one another.
+
+// word checks mode, alignment and bounds and returns the word's address.
+func (m *Mapping) word(off uint64, read, write bool) (*uint64, error) {
+	if (read && !m.mode.CanRead()) || (write && !m.mode.CanWrite()) {
+		return nil, ErrNoAccess
+	}
+	if err := m.Range(off, 8); err != nil {
+		return nil, err
+	}
+	if off%8 != 0 {
+		return nil, unix.EINVAL
+	}
+	return (*uint64)(unsafe.Pointer(&m.data[off])), nil
+}
+
+// Add adds incr (wrapping, two's complement) and returns the old value.
+func (h *Handle) Add(off uint64, incr int64) (old int64, err error) {
+	m, err := h.shared(true)
+	if err != nil {
+		return 0, err
+	}
+	defer h.mu.RUnlock()
+	w, err := m.word(off, true, true)
+	if err != nil {
+		return 0, err
+	}
+	defer unprotect(protect(), &err)
+	return int64(atomic.AddUint64(w, uint64(incr)) - uint64(incr)), nil
+}
+
+// CompareExchange stores new if the word holds expected. It returns the
+// value it found: equal to expected if and only if it swapped.
+func (h *Handle) CompareExchange(off uint64, expected, new int64) (current int64, err error) {
+	m, err := h.shared(true)
+	if err != nil {
+		return 0, err
+	}
+	defer h.mu.RUnlock()
+	w, err := m.word(off, true, true)
+	if err != nil {
+		return 0, err
+	}
+	defer unprotect(protect(), &err)
+	for {
+		if atomic.CompareAndSwapUint64(w, uint64(expected), uint64(new)) {
+			return expected, nil
+		}
+		// Read what made it fail; if it changed back meanwhile, try again,
+		// so a mismatch always reports a value that differs from expected.
+		if cur := int64(atomic.LoadUint64(w)); cur != expected {
+			return cur, nil
+		}
+	}
+}
+
+// Load reads the word atomically.
+func (h *Handle) Load(off uint64) (v int64, err error) {
+	m, err := h.shared(true)
+	if err != nil {
+		return 0, err
+	}
+	defer h.mu.RUnlock()
+	w, err := m.word(off, true, false)
+	if err != nil {
+		return 0, err
+	}
+	defer unprotect(protect(), &err)
+	return int64(atomic.LoadUint64(w)), nil
+}
+
+// Store writes the word atomically.
+func (h *Handle) Store(off uint64, v int64) (err error) {
+	m, err := h.shared(true)
+	if err != nil {
+		return err
+	}
+	defer h.mu.RUnlock()
+	w, err := m.word(off, false, true)
+	if err != nil {
+		return err
+	}
+	defer unprotect(protect(), &err)
+	atomic.StoreUint64(w, uint64(v))
+	return nil
+}
