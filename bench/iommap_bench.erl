@@ -18,7 +18,12 @@ workloads() ->
      {"pwrite 1 MiB", write, 1 bsl 20, 1},
      {"region_binary 1 MiB", region, 1 bsl 20, 1},
      {"pread 64 B x8 procs", read, 64, ?NPROC},
-     {"pread 4 KiB x8 procs", read, 4096, ?NPROC}].
+     {"pread 4 KiB x8 procs", read, 4096, ?NPROC},
+     %% beyond the NIF: one op is the whole batch
+     {"64 x 64 B, one call", many, 64, 1},
+     {"64 x 64 B, 64 calls", calls64, 64, 1},
+     {"add 8 B (atomic)", add, 8, 1},
+     {"pwrite 4 KiB + sync", durable, 4096, 1}].
 
 main() ->
     Rounds = env_int("BENCH_ROUNDS", 5),
@@ -71,6 +76,26 @@ warm(_, _, _) -> ok.
 opener(iommap, Path) -> fun() -> {ok, H} = iommap:open(Path, read_write, []), H end;
 opener(file, Path) -> fun() -> {ok, Fd} = file:open(Path, [read, write, raw, binary]), Fd end.
 
+op(iommap, many, H, Size, _) ->
+    fun() -> {ok, [_ | _]} = iommap:pread_many(H, [{offset(Size), Size} || _ <- lists:seq(1, 64)]) end;
+op(file, many, Fd, Size, _) ->
+    fun() -> {ok, [_ | _]} = file:pread(Fd, [{offset(Size), Size} || _ <- lists:seq(1, 64)]) end;
+op(iommap, calls64, H, Size, _) ->
+    fun() -> [{ok, _} = iommap:pread(H, offset(Size), Size) || _ <- lists:seq(1, 64)] end;
+op(file, calls64, Fd, Size, _) ->
+    fun() -> [{ok, _} = file:pread(Fd, offset(Size), Size) || _ <- lists:seq(1, 64)] end;
+%% the file module has no atomics: its nearest is a read, add, write
+op(iommap, add, H, _, _) ->
+    fun() -> {ok, _} = iommap:add(H, 8 * rand:uniform(1000), 1) end;
+op(file, add, Fd, _, _) ->
+    fun() -> Off = 8 * rand:uniform(1000),
+             {ok, <<V:64/little>>} = file:pread(Fd, Off, 8),
+             ok = file:pwrite(Fd, Off, <<(V + 1):64/little>>) end;
+%% a record made durable: the pages of the record vs fdatasync of the file
+op(iommap, durable, H, Size, D) ->
+    fun() -> Off = offset(Size), ok = iommap:pwrite(H, Off, D), ok = iommap:sync(H, Off, Size, sync) end;
+op(file, durable, Fd, Size, D) ->
+    fun() -> ok = file:pwrite(Fd, offset(Size), D), ok = file:datasync(Fd) end;
 op(iommap, read, H, Size, _) -> fun() -> {ok, _} = iommap:pread(H, offset(Size), Size) end;
 op(iommap, region, H, Size, _) -> fun() -> {ok, _} = iommap:region_binary(H, offset(Size), Size) end;
 op(iommap, write, H, Size, D) -> fun() -> ok = iommap:pwrite(H, offset(Size), D) end;
@@ -101,9 +126,13 @@ report(Res) ->
          I = maps:get({Name, iommap}, Res), F = maps:get({Name, file}, Res),
          MI = median(I), MF = median(F),
          io:format("~-24s ~12s ~12s ~11s ~10s ~6.2fx ~4w/~w%~n",
-                   [Name, fmt(MI), fmt(MF), mbs(MI, Size), mbs(MF, Size), MI / MF, spread(I), spread(F)])
-     end || {Name, _, Size, _} <- workloads()],
+                   [Name, fmt(MI), fmt(MF), mbs(MI, bytes(Op, Size)), mbs(MF, bytes(Op, Size)),
+                    MI / MF, spread(I), spread(F)])
+     end || {Name, Op, Size, _} <- workloads()],
     ok.
+
+bytes(Op, Size) when Op =:= many; Op =:= calls64 -> 64 * Size;
+bytes(_, Size) -> Size.
 
 %% CPU of the engine over one idle second, right after a burst of calls.
 idle(Path) ->
