@@ -19,7 +19,7 @@ GO_SRC  := $(shell find cmd port mmap -name '*.go' -not -name '*_test.go') go.mo
 all: build
 
 deps:
-	@command -v $(GO) >/dev/null || { echo "iommap: Go 1.22+ is needed (https://go.dev/dl)"; exit 1; }
+	@command -v $(GO) >/dev/null || { echo "iommap: Go 1.26+ is needed (https://go.dev/dl)"; exit 1; }
 	@if ! command -v erl >/dev/null || ! command -v $(REBAR3) >/dev/null || ! command -v mix >/dev/null \
 	    || ! erl -noshell -eval 'case [A || A <- [common_test, eunit, dialyzer, tools], code:lib_dir(A) =:= {error, bad_name}] of [] -> halt(0); _ -> halt(1) end.' >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -1,6 +1,6 @@
 module github.com/iommap/iommap
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/okeuday/erlang_go/v2 v2.0.7

@@ -4,7 +4,7 @@
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 if ! command -v go >/dev/null 2>&1; then
-  echo "iommap: the Go toolchain (go) is needed to build the engine; install Go 1.22 or later" >&2
+  echo "iommap: the Go toolchain (go) is needed to build the engine; install Go 1.26 or later" >&2
   exit 1
 fi
 # The engine's version is the application's vsn, stamped in at build time.
