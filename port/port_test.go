@@ -2,6 +2,7 @@ package port
 
 import (
 	"bytes"
+	"math/big"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -87,6 +88,7 @@ func TestDecodeRejectsHostileLengthsBeforeErlangGoSeesThem(t *testing.T) {
 		"tuple of one":             {131, 104, 1, 97, 1},
 		"version byte missing":     {104, 2, 97, 1, 119, 1, 'a'},
 		"small big longer than it": {131, 104, 2, 97, 1, 110, 200, 0},
+		"large big of 4096 digits": append([]byte{131, 104, 2, 97, 1, 111, 0, 0, 16, 0, 0}, make([]byte, 4096)...),
 	}
 	for name, f := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -136,6 +138,7 @@ func TestRunAnswersEveryOperation(t *testing.T) {
 		{"advise", []interface{}{atomT("advise"), hid, 0, 4096, atomT("random")}, ok},
 		{"truncate", []interface{}{atomT("truncate"), hid, 4096}, ok},
 		{"negative offset", []interface{}{atomT("pread"), hid, -1, 3}, erlang.OtpErlangTuple{atomT("error"), atomT("badarg")}},
+		{"offset of 2^3000 (LARGE_BIG_EXT)", []interface{}{atomT("pread"), hid, new(big.Int).Lsh(big.NewInt(1), 3000), 0}, erlang.OtpErlangTuple{atomT("error"), atomT("out_of_bounds")}},
 		{"unknown handle", []interface{}{atomT("position"), 999}, erlang.OtpErlangTuple{atomT("error"), atomT("closed")}},
 		{"pread_many", []interface{}{atomT("pread_many"), hid, erlang.OtpErlangList{Value: []interface{}{erlang.OtpErlangTuple{0, 2}, erlang.OtpErlangTuple{1, 1}}}},
 			erlang.OtpErlangTuple{ok, erlang.OtpErlangList{Value: []interface{}{erlang.OtpErlangBinary{Value: []byte("xy"), Bits: 8}, erlang.OtpErlangBinary{Value: []byte("y"), Bits: 8}}}}},

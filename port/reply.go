@@ -14,6 +14,7 @@ const (
 	tagSmallTuple     = 104
 	tagBinary         = 109
 	tagSmallBig       = 110
+	tagLargeBig       = 111
 	tagSmallAtomUTF8  = 119
 	replyPrefixLength = 4 + 1 + 2 + 5 // frame length, version, {2-tuple, INTEGER_EXT id
 )

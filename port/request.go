@@ -79,6 +79,11 @@ func peekID(f []byte) int32 {
 
 const maxDepth = 8
 
+// maxBigDigits bounds a LARGE_BIG_EXT: erlang_go decodes one with a shift
+// and an add per byte, quadratic in its length, and nothing we take needs
+// more than 64 bits. The Erlang side clamps bigger integers before sending.
+const maxBigDigits = 1024
+
 // check walks one term at f[i:] and returns the index after it. It accepts
 // the term kinds a request can hold and nothing else.
 func check(f []byte, i, depth int) (int, error) {
@@ -104,6 +109,16 @@ func check(f []byte, i, depth int) (int, error) {
 		}
 		n := int(f[i])
 		i++
+		return need(1 + n)
+	case tagLargeBig: // an offset past 2^2040 is still an integer: out of bounds
+		if len(f)-i < 4 {
+			return 0, errMalformed
+		}
+		n := int(binary.BigEndian.Uint32(f[i:]))
+		i += 4
+		if n > maxBigDigits {
+			return 0, errMalformed
+		}
 		return need(1 + n)
 	case 118, 100: // ATOM_UTF8_EXT, ATOM_EXT
 		if len(f)-i < 2 {

@@ -140,7 +140,7 @@ region_binary(_, _, _) ->
     erlang:error(badarg).
 
 read(_, Off, Len) when Off < 0; Len < 0 -> {error, badarg};
-read(H, Off, Len) -> iommap_client:call(H, {pread, Off, Len}).
+read(H, Off, Len) -> iommap_client:call(H, {pread, c(Off), c(Len)}).
 
 %% @doc Writes `Data' at `Off'. The whole range must lie inside the
 %% mapping: nothing is written otherwise, and the file never grows.
@@ -154,7 +154,7 @@ pwrite(H, Off, Data) when is_reference(H), ?IS_OFFSET(Off), (is_binary(Data) ore
     _ = iolist_size(Data), % raises badarg for anything that is not iodata
     if
         Off < 0 -> {error, badarg};
-        true -> iommap_client:call(H, {pwrite, Off, Data})
+        true -> iommap_client:call(H, {pwrite, c(Off), Data})
     end;
 pwrite(_, _, _) ->
     erlang:error(badarg).
@@ -191,7 +191,7 @@ sync(_, _) ->
 truncate(H, N) when is_reference(H), is_integer(N), N < 0 ->
     {error, badarg};
 truncate(H, N) when is_reference(H), is_integer(N) ->
-    iommap_client:call(H, {truncate, N});
+    iommap_client:call(H, {truncate, c(N)});
 truncate(_, _) ->
     erlang:error(badarg).
 
@@ -213,7 +213,7 @@ advise(H, Off, Len, Hint) when is_reference(H), ?IS_OFFSET(Off), is_integer(Len)
                                 Hint =:= populate_write) ->
     if
         Off < 0; Len < 0 -> {error, badarg};
-        true -> iommap_client:call(H, {advise, Off, Len, Hint})
+        true -> iommap_client:call(H, {advise, c(Off), c(Len), Hint})
     end;
 advise(_, _, _, _) ->
     erlang:error(badarg).
@@ -285,7 +285,7 @@ engine_info() ->
           {ok, [binary()]} | {error, reason()}.
 pread_many(H, Ranges) when is_reference(H), is_list(Ranges) ->
     case pairs(Ranges, fun is_integer/1) of
-        ok -> iommap_client:call(H, {pread_many, Ranges});
+        ok -> iommap_client:call(H, {pread_many, [{c(O), c(L)} || {O, L} <- Ranges]});
         negative -> {error, badarg}
     end;
 pread_many(_, _) ->
@@ -303,7 +303,7 @@ pread_many(_, _) ->
 -spec pwrite_many(handle(), [{non_neg_integer(), iodata()}]) -> ok | {error, reason()}.
 pwrite_many(H, Writes) when is_reference(H), is_list(Writes) ->
     case pairs(Writes, fun iodata/1) of
-        ok -> iommap_client:call(H, {pwrite_many, Writes});
+        ok -> iommap_client:call(H, {pwrite_many, [{c(O), D} || {O, D} <- Writes]});
         negative -> {error, badarg}
     end;
 pwrite_many(_, _) ->
@@ -322,7 +322,7 @@ sync(H, Off, Len, Mode) when is_reference(H), is_integer(Off), is_integer(Len),
                              (Mode =:= sync orelse Mode =:= async) ->
     if
         Off < 0; Len < 0 -> {error, badarg};
-        true -> iommap_client:call(H, {sync_range, Off, Len, Mode})
+        true -> iommap_client:call(H, {sync_range, c(Off), c(Len), Mode})
     end;
 sync(_, _, _, _) ->
     erlang:error(badarg).
@@ -339,7 +339,7 @@ sync(_, _, _, _) ->
 resident(H, Off, Len) when is_reference(H), is_integer(Off), is_integer(Len) ->
     if
         Off < 0; Len < 0 -> {error, badarg};
-        true -> iommap_client:call(H, {resident, Off, Len})
+        true -> iommap_client:call(H, {resident, c(Off), c(Len)})
     end;
 resident(_, _, _) ->
     erlang:error(badarg).
@@ -396,7 +396,7 @@ store(_, _, _) ->
 
 atomic(H, Off, Op, Vals) ->
     case Off >= 0 andalso lists:all(fun(V) -> ?INT64(V) end, Vals) of
-        true -> iommap_client:call(H, {Op, Off, Vals});
+        true -> iommap_client:call(H, {Op, c(Off), Vals});
         false -> {error, badarg}
     end.
 
@@ -415,13 +415,18 @@ iodata(D) when is_binary(D) -> true;
 iodata(D) when is_list(D) -> _ = iolist_size(D), true;
 iodata(_) -> false.
 
+%% Integers past 2^64 are out of bounds (or too large a file) whatever their
+%% size, so they travel as 2^64: the engine then need not decode huge ones.
+c(N) when N > 16#10000000000000000 -> 16#10000000000000000;
+c(N) -> N.
+
 %% Options: of shared/private and of repeated {size, N} the last wins;
 %% unknown options are ignored, as in the NIF package.
 options([], Share, Size, Flags) ->
     {Share, Size, lists:reverse(Flags)};
 options([shared | T], _, Size, Flags) -> options(T, shared, Size, Flags);
 options([private | T], _, Size, Flags) -> options(T, private, Size, Flags);
-options([{size, N} | T], Share, _, Flags) when is_integer(N), N >= 0 -> options(T, Share, N, Flags);
+options([{size, N} | T], Share, _, Flags) when is_integer(N), N >= 0 -> options(T, Share, c(N), Flags);
 options([{size, _} | _], _, _, _) -> erlang:error(badarg);
 options([F | T], Share, Size, Flags) when F =:= create; F =:= truncate; F =:= lock;
                                           F =:= populate; F =:= nocache ->

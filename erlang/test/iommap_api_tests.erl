@@ -374,6 +374,9 @@ bounds_test() ->
     ?assertEqual({error, out_of_bounds}, iommap:pread(H, 1 bsl 64, 1)),
     ?assertEqual({error, out_of_bounds}, iommap:pread(H, 1, (1 bsl 64) - 1)), % no overflow
     ?assertEqual({error, out_of_bounds}, iommap:pread(H, 1 bsl 100, 0)),
+    ?assertEqual({error, out_of_bounds}, iommap:pread(H, 1 bsl 5000, 0)), % LARGE_BIG_EXT
+    ?assertEqual({error, out_of_bounds}, iommap:pwrite(H, 1 bsl 5000, <<>>)),
+    ?assertEqual({error, out_of_bounds}, iommap:region_binary(H, 0, 1 bsl 3000)),
     ?assertEqual({ok, <<0>>}, iommap:pread(H, S - 1, 1)),
     ?assertEqual(ok, iommap:pwrite(H, S, <<>>)),
     ?assertEqual({error, out_of_bounds}, iommap:pwrite(H, S + 1, <<>>)),
