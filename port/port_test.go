@@ -2,8 +2,8 @@ package port
 
 import (
 	"bytes"
-	"math/big"
 	"encoding/binary"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
