@@ -132,8 +132,7 @@ func (s *Server) pwriteMany(req request, wait bool) error {
 // {Id, load, H, Off} -> {ok, Value}
 // {Id, store, H, Off, Value} -> ok
 func (s *Server) atomic(req request, b []byte) []byte {
-	nargs := map[string]int{"add": 3, "compare_exchange": 4, "load": 2, "store": 3}[req.op]
-	h, err := s.handleArg(req, nargs)
+	h, err := s.handleArg(req, atomicArgs(req.op))
 	if err != nil {
 		return appendError(b, req.id, mmap.Atom(err))
 	}
@@ -171,6 +170,17 @@ func (s *Server) atomic(req request, b []byte) []byte {
 	return appendOKInt(b, req.id, v)
 }
 
+// atomicArgs is the argument count of each atomic request.
+func atomicArgs(op string) int {
+	switch op {
+	case "load":
+		return 2
+	case "add", "store":
+		return 3
+	}
+	return 4 // compare_exchange
+}
+
 // {Id, sync_range, H, Off, Len, sync | async} -> ok
 func (s *Server) syncRange(req request) error {
 	h, err := s.handleArg(req, 4)
@@ -201,25 +211,34 @@ func (s *Server) resident(req request) (uint64, error) {
 }
 
 // vectorSize is the bytes a vectored request moves, or MaxUint64 if its
-// arguments cannot be read (it is then not run inline).
+// arguments cannot be read (it is then not run inline). It walks the list
+// without building anything: run parses it properly.
 func vectorSize(req request) uint64 {
+	if len(req.args) != 2 {
+		return math.MaxUint64
+	}
+	l, ok := listArg(req.args[1])
+	if !ok {
+		return math.MaxUint64
+	}
 	var total uint64
-	switch req.op {
-	case "pread_many":
-		rs, ok := ranges(req)
-		if !ok {
+	for _, e := range l {
+		t, ok := e.(erlang.OtpErlangTuple)
+		if !ok || len(t) != 2 {
 			return math.MaxUint64
 		}
-		for _, r := range rs {
-			total += min(r.Len, math.MaxUint32)
-		}
-	case "pwrite_many":
-		ws, ok := pieces(req)
-		if !ok {
-			return math.MaxUint64
-		}
-		for _, w := range ws {
-			total += uint64(len(w.Data))
+		if req.op == "pread_many" {
+			n, ok := uintArg(t[1])
+			if !ok {
+				return math.MaxUint64
+			}
+			total += min(n, math.MaxUint32)
+		} else {
+			d, ok := binArg(t[1])
+			if !ok {
+				return math.MaxUint64
+			}
+			total += uint64(len(d))
 		}
 	}
 	return total

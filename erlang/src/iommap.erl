@@ -151,10 +151,10 @@ read(H, Off, Len) -> iommap_client:call(H, {pread, c(Off), c(Len)}).
 %% '''
 -spec pwrite(handle(), non_neg_integer(), iodata()) -> ok | {error, reason()}.
 pwrite(H, Off, Data) when is_reference(H), ?IS_OFFSET(Off), (is_binary(Data) orelse is_list(Data)) ->
-    _ = iolist_size(Data), % raises badarg for anything that is not iodata
+    Size = iolist_size(Data), % raises badarg for anything that is not iodata
     if
         Off < 0 -> {error, badarg};
-        true -> iommap_client:call(H, {pwrite, c(Off), Data})
+        true -> iommap_client:call(H, {pwrite, c(Off), Data, Size})
     end;
 pwrite(_, _, _) ->
     erlang:error(badarg).

@@ -19,7 +19,7 @@
          encode/2, decode/1, new_id/3]).
 
 -type request() :: {pread, non_neg_integer(), non_neg_integer()}
-                 | {pwrite, non_neg_integer(), iodata()}
+                 | {pwrite, non_neg_integer(), iodata(), non_neg_integer()}
                  | {sync, sync | async}
                  | {truncate, non_neg_integer()}
                  | {advise, non_neg_integer(), non_neg_integer(), atom()}
@@ -63,7 +63,7 @@ call(#engine{handles = Handles} = E, H, Req) ->
 with_owner(info, Owner, {ok, Info}) -> {ok, Info#{owner => Owner}};
 with_owner(_, _, Result) -> Result.
 
-too_big({pwrite, _, Data}) -> iolist_size(Data) > ?MAX_DATA;
+too_big({pwrite, _, _, Size}) -> Size > ?MAX_DATA;
 too_big({pwrite_many, Ws}) -> lists:sum([iolist_size(D) + 16 || {_, D} <- Ws]) > ?MAX_DATA;
 too_big(_) -> false.
 
@@ -106,8 +106,7 @@ new_id(Pending, Ids, Value) ->
 %% header and the caller's iodata as it is. The port writes the iolist
 %% without the data ever being copied into one binary on this side.
 -spec encode(pos_integer(), {non_neg_integer(), request()} | tuple()) -> iodata().
-encode(Id, {HId, {pwrite, Off, Data}}) ->
-    Size = iolist_size(Data),
+encode(Id, {HId, {pwrite, Off, Data, Size}}) ->
     Pre = term_to_binary({Id, pwrite, HId, Off, <<>>}),
     [binary_part(Pre, 0, byte_size(Pre) - 5), <<109, Size:32>> | Data];
 encode(Id, {HId, {pwrite_many, Ws}}) ->
