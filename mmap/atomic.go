@@ -29,17 +29,28 @@ func (m *Mapping) word(off uint64, read, write bool) (*uint64, error) {
 	return (*uint64)(unsafe.Pointer(&m.data[off])), nil
 }
 
+// word takes the shared lock and finds the word at off. On success the
+// caller holds the lock and must release it; on error it is released.
+func (h *Handle) word(off uint64, read, write bool) (*uint64, error) {
+	m, err := h.shared(true)
+	if err != nil {
+		return nil, err
+	}
+	w, err := m.word(off, read, write)
+	if err != nil {
+		h.mu.RUnlock()
+		return nil, err
+	}
+	return w, nil
+}
+
 // Add adds incr (wrapping, two's complement) and returns the old value.
 func (h *Handle) Add(off uint64, incr int64) (old int64, err error) {
-	m, err := h.shared(true)
+	w, err := h.word(off, true, true)
 	if err != nil {
 		return 0, err
 	}
 	defer h.mu.RUnlock()
-	w, err := m.word(off, true, true)
-	if err != nil {
-		return 0, err
-	}
 	defer unprotect(protect(), &err)
 	return int64(atomic.AddUint64(w, uint64(incr)) - uint64(incr)), nil
 }
@@ -47,15 +58,11 @@ func (h *Handle) Add(off uint64, incr int64) (old int64, err error) {
 // CompareExchange stores new if the word holds expected. It returns the
 // value it found: equal to expected if and only if it swapped.
 func (h *Handle) CompareExchange(off uint64, expected, new int64) (current int64, err error) {
-	m, err := h.shared(true)
+	w, err := h.word(off, true, true)
 	if err != nil {
 		return 0, err
 	}
 	defer h.mu.RUnlock()
-	w, err := m.word(off, true, true)
-	if err != nil {
-		return 0, err
-	}
 	defer unprotect(protect(), &err)
 	for {
 		if atomic.CompareAndSwapUint64(w, uint64(expected), uint64(new)) {
@@ -71,30 +78,22 @@ func (h *Handle) CompareExchange(off uint64, expected, new int64) (current int64
 
 // Load reads the word atomically.
 func (h *Handle) Load(off uint64) (v int64, err error) {
-	m, err := h.shared(true)
+	w, err := h.word(off, true, false)
 	if err != nil {
 		return 0, err
 	}
 	defer h.mu.RUnlock()
-	w, err := m.word(off, true, false)
-	if err != nil {
-		return 0, err
-	}
 	defer unprotect(protect(), &err)
 	return int64(atomic.LoadUint64(w)), nil
 }
 
 // Store writes the word atomically.
 func (h *Handle) Store(off uint64, v int64) (err error) {
-	m, err := h.shared(true)
+	w, err := h.word(off, false, true)
 	if err != nil {
 		return err
 	}
 	defer h.mu.RUnlock()
-	w, err := m.word(off, false, true)
-	if err != nil {
-		return err
-	}
 	defer unprotect(protect(), &err)
 	atomic.StoreUint64(w, uint64(v))
 	return nil
