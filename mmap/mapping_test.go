@@ -468,3 +468,19 @@ func TestSyncRangeAndResident(t *testing.T) {
 		t.Fatalf("resident of a small range %d", n)
 	}
 }
+
+func TestReadAppendChecksBoundsThenLimit(t *testing.T) {
+	p := tempFile(t, []byte("0123456789"))
+	m, _ := Open(p, ReadWrite, Options{Size: -1})
+	h := NewHandle(m)
+	defer h.Close()
+	if _, err := h.ReadAppend(nil, 0, 11, 5, true); err != ErrBounds {
+		t.Fatalf("out of bounds and over the limit: %v, want bounds first", err)
+	}
+	if b, err := h.ReadAppend([]byte("x"), 0, 6, 5, true); err != ErrNoMemory || string(b) != "x" {
+		t.Fatalf("over the limit: %q %v", b, err)
+	}
+	if b, err := h.ReadAppend([]byte("x"), 2, 3, 5, true); err != nil || string(b) != "x234" {
+		t.Fatalf("within: %q %v", b, err)
+	}
+}

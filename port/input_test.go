@@ -83,6 +83,32 @@ func TestInputSplitsFrames(t *testing.T) {
 	}
 }
 
+func TestInputGivesBackTheRoomOfABigFrame(t *testing.T) {
+	r, w, _ := os.Pipe()
+	defer r.Close()
+	big := binary.BigEndian.AppendUint32(nil, 1<<20)
+	big = append(big, make([]byte, 1<<20)...)
+	go func() { w.Write(append(big, 0, 0, 0, 1, 'x')); w.Close() }()
+	unix.SetNonblock(int(r.Fd()), true)
+	in := NewInput(int(r.Fd()), 0)
+	n := 0
+	for {
+		for {
+			_, ok, _ := in.Frame()
+			if !ok {
+				break
+			}
+			n++
+		}
+		if err := in.Fill(); err != nil {
+			break
+		}
+	}
+	if n != 2 || len(in.buf) != defaultInput {
+		t.Fatalf("%d frames, buffer of %d bytes after them", n, len(in.buf))
+	}
+}
+
 func TestInputRefusesAFrameItCannotHold(t *testing.T) {
 	_, err := readAll(t, []byte{0x80, 0, 0, 0, 1, 2, 3})
 	if !errors.Is(err, ErrFrameTooLarge) {

@@ -216,6 +216,14 @@ shared_private_last_wins_and_default_shared_test() ->
          ok = iommap:close(H)
      end || {Opts, Want} <- Cases].
 
+huge_sizes_are_efbig_test() ->
+    P = path("huge"),
+    ?assertEqual({error, efbig}, iommap:open(P, read_write, [create, {size, 1 bsl 20000}])),
+    ?assertNot(filelib:is_file(P)),
+    H = open_rw(<<"abcd">>),
+    ?assertEqual({error, efbig}, iommap:truncate(H, 1 bsl 20000)),
+    ok = iommap:close(H).
+
 repeated_size_last_wins_test() ->
     P = path("size2"),
     {ok, H} = iommap:open(P, read_write, [create, {size, 100}, {size, 300}]),
@@ -377,6 +385,9 @@ bounds_test() ->
     ?assertEqual({error, out_of_bounds}, iommap:pread(H, 1 bsl 5000, 0)), % LARGE_BIG_EXT
     ?assertEqual({error, out_of_bounds}, iommap:pwrite(H, 1 bsl 5000, <<>>)),
     ?assertEqual({error, out_of_bounds}, iommap:region_binary(H, 0, 1 bsl 3000)),
+    %% past the engine's 1 KiB cap on big integers: sent as 2^64
+    ?assertEqual({error, out_of_bounds}, iommap:pread(H, 1 bsl 20000, 0)),
+    ?assertEqual({error, out_of_bounds}, iommap:advise(H, 0, 1 bsl 20000, normal)),
     ?assertEqual({ok, <<0>>}, iommap:pread(H, S - 1, 1)),
     ?assertEqual(ok, iommap:pwrite(H, S, <<>>)),
     ?assertEqual({error, out_of_bounds}, iommap:pwrite(H, S + 1, <<>>)),

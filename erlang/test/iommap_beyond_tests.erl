@@ -24,6 +24,20 @@ pread_many_test() ->
     ok = iommap:close(H),
     ?assertEqual({error, closed}, iommap:pread_many(H, [{0, 1}])).
 
+pread_many_modes_and_limits_test() ->
+    {_, P} = open_with(<<"0123456789">>),
+    {ok, W} = iommap:open(P, write, []),
+    ?assertEqual({error, eacces}, iommap:pread_many(W, [{0, 1}])),
+    ?assertEqual({error, eacces}, iommap:pread_many(W, [{1 bsl 20000, 0}])), % mode before bounds
+    ok = iommap:close(W),
+    {ok, H} = iommap:open(P, read_write, []),
+    ?assertEqual({error, out_of_bounds}, iommap:pread_many(H, [{0, 1}, {1 bsl 20000, 0}])),
+    MiB = binary:copy(<<0>>, 1 bsl 20),
+    %% 2 GiB + 1 MiB of iodata from one binary: refused before sending
+    ?assertEqual({error, enomem}, iommap:pwrite_many(H, [{0, lists:duplicate(2049, MiB)}])),
+    ?assertEqual({error, out_of_bounds}, iommap:pwrite_many(H, [{1 bsl 20000, <<>>}])),
+    ok = iommap:close(H).
+
 pread_many_equals_pread_test() ->
     Bytes = crypto:strong_rand_bytes(200000),
     {H, _} = open_with(Bytes),
