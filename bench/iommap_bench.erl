@@ -2,7 +2,8 @@
 %% a raw fd of the same page-cached file, in one run. The machine is noisy,
 %% so the two sides alternate within each round, every point runs in a fresh
 %% process, and the table reports medians and spread over the rounds.
-%% Env: BENCH_ROUNDS (5), BENCH_MS (300).
+%% Env: BENCH_ROUNDS (5), BENCH_MS (300), BENCH_ONLY (workloads whose name
+%% contains one of these comma-separated strings; default all).
 -module(iommap_bench).
 -export([main/0]).
 
@@ -10,6 +11,13 @@
 -define(NPROC, 8).
 
 workloads() ->
+    case string:lexemes(os:getenv("BENCH_ONLY", ""), ",") of
+        [] -> all_workloads();
+        Only -> [W || {Name, _, _, _} = W <- all_workloads(),
+                      lists:any(fun(O) -> string:find(Name, O) =/= nomatch end, Only)]
+    end.
+
+all_workloads() ->
     [{"pread 64 B", read, 64, 1},
      {"pread 4 KiB", read, 4096, 1},
      {"pread 64 KiB", read, 65536, 1},

@@ -155,8 +155,23 @@ func (m *Mapping) ReadAt(dst []byte, off uint64) (err error) {
 		return err
 	}
 	defer unprotect(protect(), &err)
-	copy(dst, m.data[off:])
+	copyCached(dst, m.data[off:])
 	return nil
+}
+
+// copyChunk keeps each copy under the size (1 MiB) from which Go's memmove
+// on amd64 switches to non-temporal stores. Those bypass the cache, and the
+// bytes we copy are read again at once: by the write to the pipe, or by the
+// Erlang side out of a stage.
+const copyChunk = 512 << 10
+
+// copyCached is copy(dst, src) in chunks below copyChunk.
+func copyCached(dst, src []byte) {
+	for len(dst) > copyChunk && len(src) > copyChunk {
+		copy(dst[:copyChunk], src)
+		dst, src = dst[copyChunk:], src[copyChunk:]
+	}
+	copy(dst, src)
 }
 
 // WriteAt copies src into the mapping at off.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/okeuday/erlang_go/v2/erlang"
@@ -237,4 +238,80 @@ func FuzzRun(f *testing.F) {
 			t.Fatalf("registry has %d handles", s.reg.Len())
 		}
 	})
+}
+
+func TestStagedOps(t *testing.T) {
+	s, h := newTestServer(t)
+	defer s.reg.CloseAll()
+	defer s.stages.CloseAll()
+	hid := int32(h)
+	call := func(args ...interface{}) interface{} {
+		t.Helper()
+		req, err := decode(enc(t, append([]interface{}{int32(9)}, args...)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, busy := s.run(req, nil, true)
+		got := frames(t, b)
+		if busy || len(got) != 1 {
+			t.Fatalf("busy %v frames %#v", busy, got)
+		}
+		return got[0][1]
+	}
+	open := call(atomT("stage_open")).(erlang.OtpErlangTuple)
+	sf := open[1].(erlang.OtpErlangTuple)
+	sid, fd := sf[0].(uint8), sf[1]
+	var fdn int
+	switch v := fd.(type) {
+	case uint8:
+		fdn = int(v)
+	case int32:
+		fdn = int(v)
+	}
+	peer, err := os.OpenFile(filepath.Join("/proc/self/fd", strconv.Itoa(fdn)), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+
+	ok := atomT("ok")
+	errOf := func(a string) interface{} { return erlang.OtpErlangTuple{atomT("error"), atomT(a)} }
+	peer.WriteAt([]byte("staged!"), 0)
+	if got := call(atomT("pwrite_staged"), hid, 100, 7, int32(sid)); got != ok {
+		t.Fatalf("pwrite_staged: %#v", got)
+	}
+	if got := call(atomT("pread"), hid, 100, 7); !reflect.DeepEqual(got, erlang.OtpErlangTuple{ok, erlang.OtpErlangBinary{Value: []byte("staged!"), Bits: 8}}) {
+		t.Fatalf("the staged write is not in the mapping: %#v", got)
+	}
+	if got := call(atomT("pread_staged"), hid, 98, 5, int32(sid)); got != ok {
+		t.Fatalf("pread_staged: %#v", got)
+	}
+	buf := make([]byte, 5)
+	peer.ReadAt(buf, 0)
+	if string(buf) != "aasta" {
+		t.Fatalf("stage holds %q", buf)
+	}
+	for name, c := range map[string]struct {
+		args []interface{}
+		want interface{}
+	}{
+		"out of bounds":    {[]interface{}{atomT("pread_staged"), hid, 8190, 3, int32(sid)}, errOf("out_of_bounds")},
+		"unknown handle":   {[]interface{}{atomT("pread_staged"), 999, 0, 3, int32(sid)}, errOf("closed")},
+		"unknown stage":    {[]interface{}{atomT("pwrite_staged"), hid, 0, 3, 77}, errOf("badarg")},
+		"missing argument": {[]interface{}{atomT("pread_staged"), hid, 0, 3}, errOf("badarg")},
+		"stage_open args":  {[]interface{}{atomT("stage_open"), 1}, errOf("badarg")},
+	} {
+		if got := call(c.args...); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %#v want %#v", name, got, c.want)
+		}
+	}
+	if got := call(atomT("stage_close"), int32(sid)); got != ok {
+		t.Fatalf("stage_close: %#v", got)
+	}
+	if got := call(atomT("stage_close"), int32(sid)); !reflect.DeepEqual(got, errOf("closed")) {
+		t.Fatalf("second stage_close: %#v", got)
+	}
+	if got := call(atomT("pread_staged"), hid, 0, 3, int32(sid)); !reflect.DeepEqual(got, errOf("badarg")) {
+		t.Fatalf("pread_staged on a closed stage: %#v", got)
+	}
 }

@@ -21,7 +21,7 @@ var Version = "dev"
 
 // ProtocolVersion changes whenever a request or reply shape in PROTOCOL.md
 // does; the Erlang side refuses an engine with another one.
-const ProtocolVersion = 2
+const ProtocolVersion = 3
 
 // Config tunes the main loop.
 type Config struct {
@@ -43,6 +43,7 @@ const flushAt = 1 << 20
 type Server struct {
 	cfg      Config
 	reg      *mmap.Registry
+	stages   *mmap.Stages
 	in       *Input
 	out      *Output
 	batch    []byte // replies of the main loop not yet written
@@ -53,10 +54,11 @@ type Server struct {
 // NewServer serves the {packet,4} stream on inFd (non-blocking) and outFd.
 func NewServer(cfg Config, inFd, outFd int) *Server {
 	s := &Server{
-		cfg: cfg,
-		reg: mmap.NewRegistry(),
-		in:  NewInput(inFd, cfg.Spin),
-		out: NewOutput(outFd),
+		cfg:    cfg,
+		reg:    mmap.NewRegistry(),
+		stages: mmap.NewStages(),
+		in:     NewInput(inFd, cfg.Spin),
+		out:    NewOutput(outFd),
 	}
 	s.in.Busy = func() bool { return s.inFlight.Load() > 0 }
 	return s
@@ -69,6 +71,7 @@ func (s *Server) Serve() error {
 	err := s.loop()
 	s.wg.Wait()
 	s.reg.CloseAll()
+	s.stages.CloseAll()
 	if errors.Is(err, io.EOF) || errors.Is(err, ErrClosedOutput) {
 		return nil
 	}
@@ -148,7 +151,7 @@ func (s *Server) inline(req request) bool {
 		return true
 	case "pread_many", "pwrite_many":
 		return vectorSize(req) <= uint64(s.cfg.InlineMax)
-	case "pread":
+	case "pread", "pread_staged", "pwrite_staged":
 		n, ok := argUint(req, 2)
 		return ok && n <= uint64(s.cfg.InlineMax)
 	case "pwrite":
@@ -173,6 +176,12 @@ func (s *Server) run(req request, b []byte, wait bool) (out []byte, busy bool) {
 		return s.preadMany(req, b, wait)
 	case "pwrite_many":
 		err = s.pwriteMany(req, wait)
+	case "pread_staged", "pwrite_staged":
+		err = s.staged(req, wait)
+	case "stage_open":
+		return s.stageOpen(req, b), false
+	case "stage_close":
+		err = s.stageClose(req)
 	case "add", "compare_exchange", "load", "store":
 		return s.atomic(req, b), false
 	case "sync_range":
@@ -211,6 +220,7 @@ func (s *Server) run(req request, b []byte, wait bool) (out []byte, busy bool) {
 		return appendOKTerm(b, req.id, map[interface{}]interface{}{
 			atom("handles"):   s.reg.Len(),
 			atom("in_flight"): int(s.inFlight.Load()),
+			atom("stages"):    s.stages.Len(),
 		}), false
 	default:
 		err = mmap.ErrBadArg

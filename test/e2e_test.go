@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -119,7 +120,7 @@ func TestSessionThroughTheRealBinary(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "data")
 	hello := p.call(1, atom("hello")).(erlang.OtpErlangTuple)
 	expect(t, "hello", hello[0], atom("ok"))
-	expect(t, "protocol", hello[1].(erlang.OtpErlangTuple)[0], uint8(2))
+	expect(t, "protocol", hello[1].(erlang.OtpErlangTuple)[0], uint8(3))
 
 	flags := erlang.OtpErlangList{Value: []interface{}{atom("create")}}
 	res := p.call(2, atom("open"), bin(path), atom("read_write"), atom("shared"), 4096, flags)
@@ -256,4 +257,49 @@ func TestHelpFlag(t *testing.T) {
 	if !bytes.Contains(out, []byte("-spin")) || !bytes.Contains(out, []byte("Erlang application")) {
 		t.Fatalf("help: %q (%v)", out, err)
 	}
+}
+
+// A stage through the real binary: another process (here the test) opens
+// the engine's memfd by its /proc path and sees what a staged read put there.
+func TestStageThroughTheRealBinary(t *testing.T) {
+	p := start(t)
+	path := filepath.Join(t.TempDir(), "data")
+	want := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	if err := os.WriteFile(path, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := p.call(1, atom("open"), bin(path), atom("read_write"), atom("shared"), nil, erlang.OtpErlangList{})
+	h := res.(erlang.OtpErlangTuple)[1]
+	st := p.call(2, atom("stage_open")).(erlang.OtpErlangTuple)[1].(erlang.OtpErlangTuple)
+	fd := toInt(st[1])
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", p.cmd.Process.Pid, fd), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	expect(t, "pread_staged", p.call(3, atom("pread_staged"), h, 16, len(want)-32, st[0]), atom("ok"))
+	got := make([]byte, len(want)-32)
+	if _, err := f.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want[16:len(want)-16]) {
+		t.Fatal("the stage does not hold the bytes read")
+	}
+	if _, err := f.WriteAt([]byte("STAGED"), 0); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "pwrite_staged", p.call(4, atom("pwrite_staged"), h, 100, 6, st[0]), atom("ok"))
+	expect(t, "pread", p.call(5, atom("pread"), h, 100, 6), ok(bin("STAGED")))
+	expect(t, "stage_close", p.call(6, atom("stage_close"), st[0]), atom("ok"))
+	expect(t, "staged after close", p.call(7, atom("pread_staged"), h, 0, 1, st[0]), errTuple("badarg"))
+}
+
+func toInt(v interface{}) int64 {
+	switch n := v.(type) {
+	case uint8:
+		return int64(n)
+	case int32:
+		return int64(n)
+	}
+	return -1
 }

@@ -109,6 +109,11 @@ close(_) ->
 %% @doc Reads `Len' bytes at `Off'. The binary is a copy: it stays valid
 %% after close or truncation.
 %%
+%% Reads of `stage_min' bytes or more (default 128 KiB) do not cross the
+%% pipe: the engine copies them into a memory file that the calling process
+%% opens once and reads with `file:pread/3' (see the README, "Bulk reads
+%% and writes"). The answers are the same either way.
+%%
 %% ```
 %% {ok, <<"hello">>} = iommap:pread(H, 0, 5),
 %% {ok, <<>>} = iommap:pread(H, Size, 0),
@@ -260,8 +265,10 @@ info(H) when is_reference(H) ->
 info(_) ->
     erlang:error(badarg).
 
-%% @doc The running engine: `#{os_pid, handles, requests_in_flight,
-%% engine_version, protocol}', or `{error, closed}' if none is running.
+%% @doc The running engine: `#{os_pid, handles, stages,
+%% requests_in_flight, engine_version, protocol}', or `{error, closed}' if
+%% none is running. `stages' counts the processes that hold a stage for
+%% bulk reads and writes.
 %% `engine_version' is the application's vsn, stamped into the engine when
 %% it is built.
 %%

@@ -23,7 +23,7 @@
 
 -record(st, {
     engine :: #engine{},
-    owners = #{} :: #{pid() => {reference(), #{reference() => true}}}
+    owners = #{} :: #{pid() => {reference(), #{reference() | {stage, pos_integer()} => true}}}
 }).
 
 %% @doc Starts the engine server, registered as iommap_engine.
@@ -47,8 +47,9 @@ os_pid() ->
 -spec info() -> {ok, map()} | {error, closed}.
 info() ->
     case {os_pid(), iommap_client:engine()} of
-        {{ok, OsPid}, #engine{pending = P, handles = H, version = Vsn}} ->
+        {{ok, OsPid}, #engine{server = S, pending = P, handles = H, version = Vsn}} ->
             {ok, #{os_pid => OsPid, handles => ets:info(H, size),
+                   stages => catch gen_server:call(S, stage_count),
                    requests_in_flight => ets:info(P, size),
                    engine_version => Vsn, protocol => ?PROTOCOL_VERSION}};
         _ ->
@@ -63,7 +64,9 @@ init([]) ->
     process_flag(trap_exit, true),
     case open_engine() of
         {ok, Port, Vsn} ->
-            E = #engine{server = self(), port = Port, version = Vsn,
+            {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+            E = #engine{server = self(), port = Port, version = Vsn, os_pid = OsPid,
+                        stage_min = iommap_env:get(stage_min),
                         pending = ets:new(iommap_pending, [public, set, {write_concurrency, true}]),
                         handles = ets:new(iommap_handles, [public, set, {read_concurrency, true}]),
                         ids = atomics:new(1, [{signed, false}])},
@@ -98,11 +101,19 @@ handle_call({controlling_process, H, Pid, Caller}, _From, #st{engine = #engine{h
         [] ->
             {reply, {error, closed}, St}
     end;
+handle_call({stage_open, Pid}, From, St) ->
+    submit({stage_open}, {stage, From, Pid}, St),
+    {noreply, St};
+handle_call(stage_count, _From, #st{owners = Owners} = St) ->
+    {reply, length([S || {_, Keys} <- maps:values(Owners), {stage, _} = S <- maps:keys(Keys)]), St};
 handle_call(_Msg, _From, St) ->
     {reply, {error, badarg}, St}.
 
 %% @private
 -spec handle_cast(term(), #st{}) -> {noreply, #st{}}.
+handle_cast({stage_close, Pid, SId}, St) ->
+    submit({stage_close, SId}, discard, St),
+    {noreply, forget(Pid, {stage, SId}, St)};
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
@@ -125,8 +136,9 @@ handle_info({'DOWN', _, process, Pid, _}, #st{owners = Owners} = St) ->
     case maps:take(Pid, Owners) of
         {{_, Hs}, Rest} ->
             T = (St#st.engine)#engine.handles,
-            [submit({close, HId}, discard, St) || H <- maps:keys(Hs),
+            [submit({close, HId}, discard, St) || H <- maps:keys(Hs), is_reference(H),
                                                   [{_, HId, _}] <- [ets:take(T, H)]],
+            [submit({stage_close, SId}, discard, St) || {stage, SId} <- maps:keys(Hs)],
             {noreply, St#st{owners = Rest}};
         error ->
             {noreply, St}
@@ -158,6 +170,12 @@ finish({open, From, Owner}, {ok, HId}, #st{engine = #engine{handles = T}} = St) 
     ets:insert(T, {H, HId, Owner}),
     gen_server:reply(From, {ok, H}),
     own(Owner, H, St);
+finish({stage, From, Pid}, {ok, {SId, Fd}}, #st{engine = #engine{os_pid = OsPid}} = St) ->
+    gen_server:reply(From, {ok, SId, lists:concat(["/proc/", OsPid, "/fd/", Fd])}),
+    own(Pid, {stage, SId}, St);
+finish({stage, From, _}, Error, St) ->
+    gen_server:reply(From, Error),
+    St;
 finish({open, From, _}, Error, St) ->
     gen_server:reply(From, Error),
     St;
@@ -167,7 +185,8 @@ finish({reply, From}, Result, St) ->
 finish(discard, _, St) ->
     St.
 
-%% own/forget keep one monitor per owner, whatever number of handles it has.
+%% own/forget keep one monitor per owner, whatever number of handles it has;
+%% a process's stage, {stage, StageId}, is kept with its handles.
 %% A monitor on an owner that is already dead fires at once, so a handle
 %% opened for a process that died meanwhile is closed.
 own(Pid, H, #st{owners = Owners} = St) ->

@@ -5,7 +5,7 @@
 
 -export([validate/0, get/1, engine_path/0]).
 
--type key() :: engine_path | spin_us | pipe_size | engine_threads.
+-type key() :: engine_path | spin_us | pipe_size | engine_threads | stage_min.
 
 %% {Key, Default, Check, what a valid value is}
 specs() ->
@@ -14,7 +14,9 @@ specs() ->
      {pipe_size, 1048576, fun(V) -> is_integer(V) andalso V >= 0 end,
       "a non-negative integer of bytes (0: leave the pipes as they are)"},
      {engine_threads, 1, fun(V) -> is_integer(V) andalso V >= 1 andalso V =< 1024 end,
-      "an integer 1..1024 (GOMAXPROCS of the engine)"}].
+      "an integer 1..1024 (GOMAXPROCS of the engine)"},
+     {stage_min, 131072, fun(V) -> V =:= infinity orelse (is_integer(V) andalso V >= 1) end,
+      "a positive integer of bytes, or infinity (never stage)"}].
 
 %% @doc Checks every key; the first wrong one is the error.
 -spec validate() -> ok | {error, {invalid_env, key(), term(), string()}}.
@@ -39,7 +41,7 @@ check_path() ->
     end.
 
 %% @doc The value of a key, or its default.
--spec get(spin_us | pipe_size | engine_threads) -> non_neg_integer().
+-spec get(spin_us | pipe_size | engine_threads | stage_min) -> non_neg_integer() | infinity.
 get(K) ->
     {K, Default, _, _} = lists:keyfind(K, 1, specs()),
     application:get_env(iommap, K, Default).

@@ -6,8 +6,14 @@
     pending :: ets:tid(),   %% request id -> reply alias (or the server's own work)
     handles :: ets:tid(),   %% handle ref -> {Ref, EngineHandleId, OwnerPid}
     ids     :: atomics:atomics_ref(),
-    version :: binary()             %% the engine's, from its hello
+    version :: binary(),            %% the engine's, from its hello
+    os_pid  :: non_neg_integer(),   %% the engine's, for /proc/OsPid/fd/N of a stage
+    stage_min :: pos_integer() | infinity %% reads and writes this big go through a stage
 }).
 
 -define(ENGINE_KEY, {iommap, engine}).
--define(PROTOCOL_VERSION, 2).
+-define(PROTOCOL_VERSION, 3).
+
+%% The calling process's stage (see iommap_client), in its process
+%% dictionary: {Port, {StageId, Fd} | none}.
+-define(STAGE_KEY, '$iommap_stage').

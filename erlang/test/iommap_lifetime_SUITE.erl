@@ -9,13 +9,15 @@
          many_processes_at_once/1, close_races_with_calls/1,
          reload_and_purge_with_handles_in_use/1, works_with_no_start_call/1,
          disk_full_is_enospc_not_sigbus/1, truncation_storm/1,
-         atomics_across_os_processes/1]).
+         atomics_across_os_processes/1, engine_kill_during_staged_writes/1,
+         stage_is_replaced_after_engine_restart/1]).
 
 all() ->
     [works_with_no_start_call, owner_death_closes_handles, controlling_process_hands_over,
      many_processes_at_once, close_races_with_calls, reload_and_purge_with_handles_in_use,
      disk_full_is_enospc_not_sigbus, truncation_storm, atomics_across_os_processes,
-     engine_kill_loses_no_acknowledged_write, engine_kill_repeated].
+     engine_kill_loses_no_acknowledged_write, engine_kill_repeated,
+     engine_kill_during_staged_writes, stage_is_replaced_after_engine_restart].
 
 init_per_testcase(_, Config) ->
     Config.
@@ -158,8 +160,46 @@ engine_kill_repeated(Config) ->
     [kill_round(Config, "killrep" ++ integer_to_list(I), I) || I <- lists:seq(1, 10)],
     ok.
 
+%% The same with records big enough to go through each writer's stage.
+engine_kill_during_staged_writes(Config) ->
+    Min = stage_min(),
+    [kill_round(Config, "killstaged" ++ integer_to_list(I), I, Min, 8) || I <- lists:seq(1, 5)],
+    ok.
+
+%% A process's stage belongs to one engine: after a restart the process
+%% gets a new one from the new engine, and the old one is closed.
+stage_is_replaced_after_engine_restart(Config) ->
+    Min = stage_min(),
+    P = file_of(Config, "restage", 4 * Min),
+    {ok, H} = iommap:open(P, read_write, []),
+    Data = crypto:strong_rand_bytes(Min),
+    ok = iommap:pwrite(H, Min, Data),
+    {Port1, {_, Fd1}} = get('$iommap_stage'),
+    {ok, #{os_pid := OsPid, stages := 1}} = iommap:engine_info(),
+    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    ?assertEqual({error, closed}, iommap:pread(H, 0, Min)),
+    iommap_test_lib:wait_until(fun() -> case iommap:engine_info() of
+                            {ok, #{os_pid := New}} -> New =/= OsPid;
+                            _ -> false
+                        end end),
+    {ok, H2} = iommap:open(P, read_write, []),
+    ?assert({ok, Data} =:= iommap:pread(H2, Min, Min)),
+    {Port2, {_, _}} = get('$iommap_stage'),
+    ?assertNotEqual(Port1, Port2),
+    ?assertMatch({error, _}, file:pread(Fd1, 0, 1)), % closed on the way
+    {ok, #{stages := 1}} = iommap:engine_info(),
+    ok = iommap:close(H2).
+
+stage_min() ->
+    {ok, _} = application:ensure_all_started(iommap),
+    {ok, Min} = application:get_env(iommap, stage_min),
+    Min.
+
 kill_round(Config, Name, Seed) ->
-    Rec = 64, NW = 8, Slots = 512,
+    kill_round(Config, Name, Seed, 64, 512).
+
+kill_round(Config, Name, Seed, Rec, Slots) ->
+    NW = 8,
     P = file_of(Config, Name, NW * Slots * Rec),
     {ok, H} = iommap:open(P, read_write, []),
     {ok, #{os_pid := OsPid}} = iommap:engine_info(),
