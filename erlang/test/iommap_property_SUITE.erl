@@ -6,12 +6,14 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([all/0, handle_calls_match_the_model/1, hostile_paths_and_options/1]).
+-export([all/0, handle_calls_match_the_model/1, handle_calls_match_the_model_staged/1,
+         hostile_paths_and_options/1]).
 
 -define(RUNS, 40).
 -define(OPS, 250).
 
-all() -> [handle_calls_match_the_model, hostile_paths_and_options].
+all() -> [handle_calls_match_the_model, handle_calls_match_the_model_staged,
+          hostile_paths_and_options].
 
 %% The model of one handle on one file.
 -record(m, {h, path, mode, open = true, closed_for = 0, bytes}).
@@ -26,6 +28,31 @@ handle_calls_match_the_model(Config) ->
                        run(Config, Run, Mode, Acc)
                end, #{}, lists:seq(1, ?RUNS)),
     ct:pal("~p runs x ~p calls, results by kind: ~p", [?RUNS, ?OPS, lists:sort(maps:to_list(Counts))]).
+
+%% The same with stage_min at 64 bytes, so most reads and writes of the
+%% model go through the caller's stage instead of the pipe, and must give
+%% the same answers, truncation and all.
+handle_calls_match_the_model_staged(Config) ->
+    with_env(stage_min, 64, fun() ->
+                                    handle_calls_match_the_model(Config),
+                                    %% and the stage was there to use
+                                    {ok, #{stages := 1}} = iommap:engine_info()
+                            end).
+
+with_env(Key, Value, F) ->
+    Old = application:get_env(iommap, Key),
+    _ = application:stop(iommap),
+    ok = application:set_env(iommap, Key, Value),
+    {ok, _} = application:ensure_all_started(iommap),
+    try F()
+    after
+        _ = application:stop(iommap),
+        case Old of
+            {ok, V} -> application:set_env(iommap, Key, V);
+            undefined -> application:unset_env(iommap, Key)
+        end,
+        {ok, _} = application:ensure_all_started(iommap)
+    end.
 
 run(Config, Run, Mode, Counts0) ->
     P = filename:join(?config(priv_dir, Config), "model" ++ integer_to_list(Run)),
