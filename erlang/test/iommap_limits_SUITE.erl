@@ -6,10 +6,10 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, emfile_and_still_serving/1, many_handles_come_back/1,
-         owner_of_many_handles_dies/1, short_soak/1]).
+         owner_of_many_handles_dies/1, short_soak/1, short_soak_staged/1]).
 
 all() -> [emfile_and_still_serving, many_handles_come_back, owner_of_many_handles_dies,
-          short_soak].
+          short_soak, short_soak_staged].
 
 %% `make soak' runs the same for 2 minutes.
 short_soak(_Config) ->
@@ -17,6 +17,19 @@ short_soak(_Config) ->
     ?assertEqual([], Bad),
     ?assert(Ops > 1000),
     ?assert(Fd1 =< Fd0 + 2). % + the Go runtime's epoll and eventfd, made once
+
+%% The same with stage_min at 1 KiB, so most reads and writes go through
+%% the workers' stages while truncates turn ranges into sigbus; every stage
+%% is gone with its worker.
+short_soak_staged(Config) ->
+    iommap_test_lib:with_env(stage_min, 1024, fun() ->
+        short_soak(Config),
+        iommap_test_lib:wait_until(fun() -> stages() =:= 0 end)
+    end).
+
+stages() ->
+    {ok, #{stages := N}} = iommap:engine_info(),
+    N.
 
 os_pid() ->
     {ok, #{os_pid := P}} = iommap:engine_info(),

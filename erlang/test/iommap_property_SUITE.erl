@@ -33,26 +33,11 @@ handle_calls_match_the_model(Config) ->
 %% model go through the caller's stage instead of the pipe, and must give
 %% the same answers, truncation and all.
 handle_calls_match_the_model_staged(Config) ->
-    with_env(stage_min, 64, fun() ->
+    iommap_test_lib:with_env(stage_min, 64, fun() ->
                                     handle_calls_match_the_model(Config),
                                     %% and the stage was there to use
                                     {ok, #{stages := 1}} = iommap:engine_info()
                             end).
-
-with_env(Key, Value, F) ->
-    Old = application:get_env(iommap, Key),
-    _ = application:stop(iommap),
-    ok = application:set_env(iommap, Key, Value),
-    {ok, _} = application:ensure_all_started(iommap),
-    try F()
-    after
-        _ = application:stop(iommap),
-        case Old of
-            {ok, V} -> application:set_env(iommap, Key, V);
-            undefined -> application:unset_env(iommap, Key)
-        end,
-        {ok, _} = application:ensure_all_started(iommap)
-    end.
 
 run(Config, Run, Mode, Counts0) ->
     P = filename:join(?config(priv_dir, Config), "model" ++ integer_to_list(Run)),

@@ -1,7 +1,7 @@
 %% Helpers shared by the suites and the soak: what the engine holds, read
 %% from /proc, and waiting for a condition.
 -module(iommap_test_lib).
--export([fds/1, rss_kib/1, wait_until/1, wait_until/2]).
+-export([fds/1, rss_kib/1, wait_until/1, wait_until/2, with_env/3]).
 
 %% Open file descriptors of an OS process.
 -spec fds(pos_integer()) -> non_neg_integer().
@@ -28,4 +28,22 @@ wait_until(F, N) ->
     case F() of
         true -> ok;
         false -> timer:sleep(10), wait_until(F, N - 1)
+    end.
+
+%% Runs F with the application restarted under Key = Value, then restarts
+%% it with the old setting.
+-spec with_env(atom(), term(), fun(() -> T)) -> T.
+with_env(Key, Value, F) ->
+    Old = application:get_env(iommap, Key),
+    _ = application:stop(iommap),
+    ok = application:set_env(iommap, Key, Value),
+    {ok, _} = application:ensure_all_started(iommap),
+    try F()
+    after
+        _ = application:stop(iommap),
+        case Old of
+            {ok, V} -> application:set_env(iommap, Key, V);
+            undefined -> application:unset_env(iommap, Key)
+        end,
+        {ok, _} = application:ensure_all_started(iommap)
     end.
