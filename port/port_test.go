@@ -198,6 +198,10 @@ func seeds(f *testing.F) {
 		{int32(17), atomT("store"), int32(1), 8, -1},
 		{int32(18), atomT("sync_range"), int32(1), 0, 100, atomT("async")},
 		{int32(19), atomT("resident"), int32(1), 0, 4096},
+		{int32(20), atomT("stage_open")},
+		{int32(21), atomT("stage_close"), int32(1)},
+		{int32(22), atomT("pread_staged"), int32(1), 0, 100, int32(1)},
+		{int32(23), atomT("pwrite_staged"), int32(1), 0, 0, int32(1)},
 	} {
 		f.Add(enc(f, terms...))
 	}
@@ -219,13 +223,19 @@ func FuzzDecode(f *testing.F) {
 func FuzzRun(f *testing.F) {
 	seeds(f)
 	s, _ := newTestServer(f)
+	// one stage, id 1, for the staged requests; opening more per input would
+	// only pile up memfds
+	if _, _, err := s.stages.Open(); err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		req, err := decode(frame)
 		var b []byte
 		switch {
 		case err != nil:
 			b = appendError(nil, req.id, "badarg")
-		case req.op == "open" || req.op == "close" || req.op == "truncate":
+		case req.op == "open" || req.op == "close" || req.op == "truncate" ||
+			req.op == "stage_open" || req.op == "stage_close":
 			return
 		default:
 			b, _ = s.run(req, nil, true)
@@ -234,8 +244,8 @@ func FuzzRun(f *testing.F) {
 		if len(got) != 1 {
 			t.Fatalf("%d replies", len(got))
 		}
-		if s.reg.Len() != 1 {
-			t.Fatalf("registry has %d handles", s.reg.Len())
+		if s.reg.Len() != 1 || s.stages.Len() != 1 {
+			t.Fatalf("registry has %d handles, %d stages", s.reg.Len(), s.stages.Len())
 		}
 	})
 }
