@@ -118,39 +118,54 @@ trim(_, _) -> ok.
 
 %% The stage of the calling process for engine E, opened on first use. The
 %% entry names the engine's port, so a stage of an engine that has died is
-%% closed and replaced. If no stage can be had (no /proc, a limit on file
-%% descriptors), the process remembers none and uses the pipe.
+%% closed and replaced. If no stage can be had (stage_max processes hold
+%% one already, no /proc, no file descriptor left), the process uses the
+%% pipe and asks again after ?STAGE_RETRY_MS.
+-define(STAGE_RETRY_MS, 1000).
+
 stage(#engine{port = Port} = E) ->
     case get(?STAGE_KEY) of
+        {Port, {none, Until}} ->
+            case erlang:monotonic_time(millisecond) >= Until of
+                true -> open_stage(E);
+                false -> none
+            end;
         {Port, Stage} -> Stage;
         Old -> close_stage(Old), open_stage(E)
     end.
 
+no_stage(Port) ->
+    put(?STAGE_KEY, {Port, {none, erlang:monotonic_time(millisecond) + ?STAGE_RETRY_MS}}),
+    none.
+
 open_stage(#engine{server = S, port = Port}) ->
-    Stage = try gen_server:call(S, {stage_open, self()}, infinity) of
-                {ok, SId, Path} ->
-                    case file:open(Path, [raw, read, write, binary]) of
-                        {ok, Fd} -> {SId, Fd};
-                        {error, _} -> gen_server:cast(S, {stage_close, self(), SId}), none
-                    end;
-                {error, _} -> none
-            catch
-                exit:_ -> none
-            end,
-    put(?STAGE_KEY, {Port, Stage}),
-    Stage.
+    try gen_server:call(S, {stage_open, self()}, infinity) of
+        {ok, SId, Path} ->
+            case file:open(Path, [raw, read, write, binary]) of
+                {ok, Fd} ->
+                    put(?STAGE_KEY, {Port, {SId, Fd}}),
+                    {SId, Fd};
+                {error, _} ->
+                    gen_server:cast(S, {stage_close, self(), SId}),
+                    no_stage(Port)
+            end;
+        {error, _} ->
+            no_stage(Port)
+    catch
+        exit:_ -> no_stage(Port)
+    end.
 
 drop_stage(#engine{server = S, port = Port}) ->
     case get(?STAGE_KEY) of
-        {Port, {SId, _}} = Old ->
+        {Port, {SId, Fd}} when is_integer(SId) ->
             gen_server:cast(S, {stage_close, self(), SId}),
-            close_stage(Old),
-            put(?STAGE_KEY, {Port, none});
+            close_stage({Port, {SId, Fd}}),
+            no_stage(Port);
         _ ->
-            ok
+            none
     end.
 
-close_stage({_, {_, Fd}}) -> _ = file:close(Fd), ok;
+close_stage({_, {SId, Fd}}) when is_integer(SId) -> _ = file:close(Fd), ok;
 close_stage(_) -> ok.
 
 %% info: the engine knows the mapping, this side knows the owner.

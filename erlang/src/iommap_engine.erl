@@ -23,7 +23,9 @@
 
 -record(st, {
     engine :: #engine{},
-    owners = #{} :: #{pid() => {reference(), #{reference() | {stage, pos_integer()} => true}}}
+    owners = #{} :: #{pid() => {reference(), #{reference() | {stage, pos_integer()} => true}}},
+    stages = 0 :: non_neg_integer(), %% open or being opened, at most stage_max
+    stage_max :: non_neg_integer()
 }).
 
 %% @doc Starts the engine server, registered as iommap_engine.
@@ -71,7 +73,7 @@ init([]) ->
                         handles = ets:new(iommap_handles, [public, set, {read_concurrency, true}]),
                         ids = atomics:new(1, [{signed, false}])},
             persistent_term:put(?ENGINE_KEY, E),
-            {ok, #st{engine = E}};
+            {ok, #st{engine = E, stage_max = iommap_env:get(stage_max)}};
         {error, Reason} ->
             logger:error("iommap: the engine did not start: ~p", [Reason]),
             {stop, Reason}
@@ -101,19 +103,26 @@ handle_call({controlling_process, H, Pid, Caller}, _From, #st{engine = #engine{h
         [] ->
             {reply, {error, closed}, St}
     end;
-handle_call({stage_open, Pid}, From, St) ->
+handle_call({stage_open, _}, _From, #st{stages = N, stage_max = Max} = St) when N >= Max ->
+    {reply, {error, busy}, St};
+handle_call({stage_open, Pid}, From, #st{stages = N} = St) ->
     submit({stage_open}, {stage, From, Pid}, St),
-    {noreply, St};
-handle_call(stage_count, _From, #st{owners = Owners} = St) ->
-    {reply, length([S || {_, Keys} <- maps:values(Owners), {stage, _} = S <- maps:keys(Keys)]), St};
+    {noreply, St#st{stages = N + 1}};
+handle_call(stage_count, _From, #st{stages = N} = St) ->
+    {reply, N, St};
 handle_call(_Msg, _From, St) ->
     {reply, {error, badarg}, St}.
 
 %% @private
 -spec handle_cast(term(), #st{}) -> {noreply, #st{}}.
-handle_cast({stage_close, Pid, SId}, St) ->
-    submit({stage_close, SId}, discard, St),
-    {noreply, forget(Pid, {stage, SId}, St)};
+handle_cast({stage_close, Pid, SId}, #st{owners = Owners} = St) ->
+    case Owners of
+        #{Pid := {_, #{{stage, SId} := _}}} ->
+            submit({stage_close, SId}, discard, St),
+            {noreply, (forget(Pid, {stage, SId}, St))#st{stages = St#st.stages - 1}};
+        #{} ->
+            {noreply, St}
+    end;
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
@@ -138,8 +147,9 @@ handle_info({'DOWN', _, process, Pid, _}, #st{owners = Owners} = St) ->
             T = (St#st.engine)#engine.handles,
             [submit({close, HId}, discard, St) || H <- maps:keys(Hs), is_reference(H),
                                                   [{_, HId, _}] <- [ets:take(T, H)]],
-            [submit({stage_close, SId}, discard, St) || {stage, SId} <- maps:keys(Hs)],
-            {noreply, St#st{owners = Rest}};
+            Stages = [SId || {stage, SId} <- maps:keys(Hs)],
+            [submit({stage_close, SId}, discard, St) || SId <- Stages],
+            {noreply, St#st{owners = Rest, stages = St#st.stages - length(Stages)}};
         error ->
             {noreply, St}
     end;
@@ -175,7 +185,7 @@ finish({stage, From, Pid}, {ok, {SId, Fd}}, #st{engine = #engine{os_pid = OsPid}
     own(Pid, {stage, SId}, St);
 finish({stage, From, _}, Error, St) ->
     gen_server:reply(From, Error),
-    St;
+    St#st{stages = St#st.stages - 1};
 finish({open, From, _}, Error, St) ->
     gen_server:reply(From, Error),
     St;

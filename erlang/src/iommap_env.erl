@@ -5,7 +5,7 @@
 
 -export([validate/0, get/1, engine_path/0]).
 
--type key() :: engine_path | spin_us | pipe_size | engine_threads | stage_min.
+-type key() :: engine_path | spin_us | pipe_size | engine_threads | stage_min | stage_max.
 
 %% {Key, Default, Check, what a valid value is}
 specs() ->
@@ -16,7 +16,9 @@ specs() ->
      {engine_threads, 1, fun(V) -> is_integer(V) andalso V >= 1 andalso V =< 1024 end,
       "an integer 1..1024 (GOMAXPROCS of the engine)"},
      {stage_min, 131072, fun(V) -> V =:= infinity orelse (is_integer(V) andalso V >= 1) end,
-      "a positive integer of bytes, or infinity (never stage)"}].
+      "a positive integer of bytes, or infinity (never stage)"},
+     {stage_max, 64, fun(V) -> is_integer(V) andalso V >= 0 end,
+      "a non-negative integer: how many processes may hold a stage at once"}].
 
 %% @doc Checks every key; the first wrong one is the error.
 -spec validate() -> ok | {error, {invalid_env, key(), term(), string()}}.
@@ -41,7 +43,7 @@ check_path() ->
     end.
 
 %% @doc The value of a key, or its default.
--spec get(spin_us | pipe_size | engine_threads | stage_min) -> non_neg_integer() | infinity.
+-spec get(spin_us | pipe_size | engine_threads | stage_min | stage_max) -> non_neg_integer() | infinity.
 get(K) ->
     {K, Default, _, _} = lists:keyfind(K, 1, specs()),
     application:get_env(iommap, K, Default).

@@ -10,14 +10,15 @@
          reload_and_purge_with_handles_in_use/1, works_with_no_start_call/1,
          disk_full_is_enospc_not_sigbus/1, truncation_storm/1,
          atomics_across_os_processes/1, engine_kill_during_staged_writes/1,
-         stage_is_replaced_after_engine_restart/1]).
+         stage_is_replaced_after_engine_restart/1, stage_max_bounds_the_stages/1]).
 
 all() ->
     [works_with_no_start_call, owner_death_closes_handles, controlling_process_hands_over,
      many_processes_at_once, close_races_with_calls, reload_and_purge_with_handles_in_use,
      disk_full_is_enospc_not_sigbus, truncation_storm, atomics_across_os_processes,
      engine_kill_loses_no_acknowledged_write, engine_kill_repeated,
-     engine_kill_during_staged_writes, stage_is_replaced_after_engine_restart].
+     engine_kill_during_staged_writes, stage_is_replaced_after_engine_restart,
+     stage_max_bounds_the_stages].
 
 init_per_testcase(_, Config) ->
     Config.
@@ -189,6 +190,48 @@ stage_is_replaced_after_engine_restart(Config) ->
     ?assertMatch({error, _}, file:pread(Fd1, 0, 1)), % closed on the way
     {ok, #{stages := 1}} = iommap:engine_info(),
     ok = iommap:close(H2).
+
+%% No more than stage_max processes hold a stage (each is a descriptor in
+%% the process and in the engine); the others use the pipe, with the same
+%% answers, and get a stage after one is given back.
+stage_max_bounds_the_stages(Config) ->
+    iommap_test_lib:with_env(stage_max, 2, fun() -> stage_max(Config) end).
+
+stage_max(Config) ->
+    Min = stage_min(),
+    Bytes = crypto:strong_rand_bytes(2 * Min),
+    P = file_of(Config, "stagemax", 0),
+    ok = file:write_file(P, Bytes),
+    {ok, H} = iommap:open(P, read, []),
+    Self = self(),
+    Read = fun() -> ?assert({ok, binary:part(Bytes, 1, Min)} =:= iommap:pread(H, 1, Min)) end,
+    Procs = [spawn_link(fun() ->
+                                Read(),
+                                Self ! {read, self(), get('$iommap_stage')},
+                                reader_loop(Read)
+                        end) || _ <- lists:seq(1, 4)],
+    Got = [receive {read, Pid, {_, S}} -> S end || Pid <- Procs],
+    ?assertEqual(2, length([S || {SId, _} = S <- Got, is_integer(SId)])),
+    ?assertEqual({ok, 2}, stage_count()),
+    [Holder | _] = [Pid || {Pid, {SId, _}} <- lists:zip(Procs, Got), is_integer(SId)],
+    [Waiter | _] = [Pid || {Pid, {none, _}} <- lists:zip(Procs, Got)],
+    unlink(Holder),
+    exit(Holder, kill),
+    iommap_test_lib:wait_until(fun() -> stage_count() =:= {ok, 1} end),
+    timer:sleep(1100), % past the waiter's retry time
+    Waiter ! {read, Self},
+    receive {again, Waiter, {_, {SId2, _}}} -> ?assert(is_integer(SId2)) end,
+    ?assertEqual({ok, 2}, stage_count()),
+    [begin unlink(Pid), exit(Pid, kill) end || Pid <- Procs, Pid =/= Holder],
+    iommap_test_lib:wait_until(fun() -> stage_count() =:= {ok, 0} end),
+    ok = iommap:close(H).
+
+reader_loop(Read) ->
+    receive {read, From} -> Read(), From ! {again, self(), get('$iommap_stage')}, reader_loop(Read) end.
+
+stage_count() ->
+    {ok, #{stages := N}} = iommap:engine_info(),
+    {ok, N}.
 
 stage_min() ->
     {ok, _} = application:ensure_all_started(iommap),

@@ -34,6 +34,7 @@ wait_until(F, N) ->
 %% it with the old setting.
 -spec with_env(atom(), term(), fun(() -> T)) -> T.
 with_env(Key, Value, F) ->
+    _ = application:load(iommap), % else loading would overwrite the setting
     Old = application:get_env(iommap, Key),
     _ = application:stop(iommap),
     ok = application:set_env(iommap, Key, Value),
