@@ -49,6 +49,34 @@ func (h *Handle) exclusive(wait bool) (*Mapping, error) {
 	return h.m, nil
 }
 
+// reader takes the shared lock for reading bytes and checks the mode.
+// When err is nil the caller must h.mu.RUnlock().
+func (h *Handle) reader(wait bool) (*Mapping, error) {
+	m, err := h.shared(wait)
+	if err != nil {
+		return nil, err
+	}
+	if !m.mode.CanRead() {
+		h.mu.RUnlock()
+		return nil, ErrNoAccess
+	}
+	return m, nil
+}
+
+// writer takes the lock alone for writing bytes and checks the mode.
+// When err is nil the caller must h.mu.Unlock().
+func (h *Handle) writer(wait bool) (*Mapping, error) {
+	m, err := h.exclusive(wait)
+	if err != nil {
+		return nil, err
+	}
+	if !m.mode.CanWrite() {
+		h.mu.Unlock()
+		return nil, ErrNoAccess
+	}
+	return m, nil
+}
+
 // ReadAt fills dst from the mapping at off.
 func (h *Handle) ReadAt(dst []byte, off uint64, wait bool) error {
 	m, err := h.shared(wait)
@@ -145,14 +173,11 @@ func (h *Handle) Close() error {
 // valid n above limit (what the caller can carry) gives ErrNoMemory. On
 // error b comes back as it was.
 func (h *Handle) ReadAppend(b []byte, off, n, limit uint64, wait bool) ([]byte, error) {
-	m, err := h.shared(wait)
+	m, err := h.reader(wait)
 	if err != nil {
 		return b, err
 	}
 	defer h.mu.RUnlock()
-	if !m.mode.CanRead() {
-		return b, ErrNoAccess
-	}
 	if err := m.Range(off, n); err != nil {
 		return b, err
 	}

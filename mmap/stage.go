@@ -113,14 +113,11 @@ func (s *Stage) Close() error {
 // ReadToStage copies n bytes at off from the mapping into the start of st.
 // Errors come in the same order as for ReadAppend: closed, mode, bounds.
 func (h *Handle) ReadToStage(st *Stage, off, n uint64, wait bool) error {
-	m, err := h.shared(wait)
+	m, err := h.reader(wait)
 	if err != nil {
 		return err
 	}
 	defer h.mu.RUnlock()
-	if !m.mode.CanRead() {
-		return ErrNoAccess
-	}
 	if err := m.Range(off, n); err != nil {
 		return err
 	}
@@ -134,14 +131,11 @@ func (h *Handle) ReadToStage(st *Stage, off, n uint64, wait bool) error {
 
 // WriteFromStage copies the first n bytes of st into the mapping at off.
 func (h *Handle) WriteFromStage(st *Stage, off, n uint64, wait bool) error {
-	m, err := h.exclusive(wait)
+	m, err := h.writer(wait)
 	if err != nil {
 		return err
 	}
 	defer h.mu.Unlock()
-	if !m.mode.CanWrite() {
-		return ErrNoAccess
-	}
 	if err := m.Range(off, n); err != nil {
 		return err
 	}

@@ -17,14 +17,11 @@ type Piece struct {
 // limit, so a bad range or too large a total reads nothing. A fault part
 // way gives ErrFault and b as it was.
 func (h *Handle) ReadMany(b []byte, rs []Range, limit uint64, sep func([]byte, uint64) []byte, wait bool) ([]byte, error) {
-	m, err := h.shared(wait)
+	m, err := h.reader(wait)
 	if err != nil {
 		return b, err
 	}
 	defer h.mu.RUnlock()
-	if !m.mode.CanRead() {
-		return b, ErrNoAccess
-	}
 	var total uint64
 	for _, r := range rs {
 		if err := m.Range(r.Off, r.Len); err != nil {
@@ -53,14 +50,11 @@ func (h *Handle) ReadMany(b []byte, rs []Range, limit uint64, sep func([]byte, u
 // gives ErrFault; the pieces before the faulting one are written, the
 // faulting one may be partly written, and the ones after are not.
 func (h *Handle) WriteMany(ws []Piece, wait bool) error {
-	m, err := h.exclusive(wait)
+	m, err := h.writer(wait)
 	if err != nil {
 		return err
 	}
 	defer h.mu.Unlock()
-	if !m.mode.CanWrite() {
-		return ErrNoAccess
-	}
 	for _, w := range ws {
 		if err := m.Range(w.Off, uint64(len(w.Data))); err != nil {
 			return err
