@@ -2,7 +2,6 @@ package mmap
 
 import (
 	"sync"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -150,13 +149,11 @@ func (h *Handle) WriteFromStage(st *Stage, off, n uint64, wait bool) error {
 // Stages maps stage ids to stages, like Registry for handles. Ids are never
 // reused.
 type Stages struct {
-	mu     sync.Mutex
-	stages map[uint64]*Stage
-	last   atomic.Uint64
+	t table[*Stage]
 }
 
 // NewStages returns an empty set.
-func NewStages() *Stages { return &Stages{stages: make(map[uint64]*Stage)} }
+func NewStages() *Stages { return &Stages{t: newTable[*Stage]()} }
 
 // Open creates a stage and returns its id.
 func (r *Stages) Open() (uint64, *Stage, error) {
@@ -164,50 +161,17 @@ func (r *Stages) Open() (uint64, *Stage, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	id := r.last.Add(1)
-	r.mu.Lock()
-	r.stages[id] = st
-	r.mu.Unlock()
-	return id, st, nil
+	return r.t.add(st), st, nil
 }
 
 // Get returns the stage for id, or ErrClosed.
-func (r *Stages) Get(id uint64) (*Stage, error) {
-	r.mu.Lock()
-	st := r.stages[id]
-	r.mu.Unlock()
-	if st == nil {
-		return nil, ErrClosed
-	}
-	return st, nil
-}
+func (r *Stages) Get(id uint64) (*Stage, error) { return r.t.get(id) }
 
 // Close removes id and closes its stage once a copy in progress is done.
-func (r *Stages) Close(id uint64) error {
-	r.mu.Lock()
-	st := r.stages[id]
-	delete(r.stages, id)
-	r.mu.Unlock()
-	if st == nil {
-		return ErrClosed
-	}
-	return st.Close()
-}
+func (r *Stages) Close(id uint64) error { return r.t.close(id) }
 
 // Len is the number of open stages.
-func (r *Stages) Len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.stages)
-}
+func (r *Stages) Len() int { return r.t.len() }
 
 // CloseAll closes every stage.
-func (r *Stages) CloseAll() {
-	r.mu.Lock()
-	all := r.stages
-	r.stages = make(map[uint64]*Stage)
-	r.mu.Unlock()
-	for _, st := range all {
-		st.Close()
-	}
-}
+func (r *Stages) CloseAll() { r.t.closeAll() }
