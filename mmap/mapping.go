@@ -1,6 +1,7 @@
 // Package mmap owns memory-mapped files: opening and growing the file,
-// mapping it, every touch of the mapped bytes (under one fault guard), and the
-// registry of open handles. It knows nothing about Erlang or the port.
+// mapping it, every touch of the mapped bytes (under one fault guard), the
+// registry of open handles, and the stages that carry bulk bytes to and from
+// another process. It knows nothing about Erlang or the port.
 package mmap
 
 import (
