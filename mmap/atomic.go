@@ -31,8 +31,10 @@ func (m *Mapping) word(off uint64, read, write bool) (*uint64, error) {
 
 // word takes the shared lock and finds the word at off. On success the
 // caller holds the lock and must release it; on error it is released.
-func (h *Handle) word(off uint64, read, write bool) (*uint64, error) {
-	m, err := h.shared(true)
+// With wait false it gives up with ErrBusy instead of waiting for the lock,
+// as every call the engine's main loop makes does.
+func (h *Handle) word(off uint64, read, write, wait bool) (*uint64, error) {
+	m, err := h.shared(wait)
 	if err != nil {
 		return nil, err
 	}
@@ -45,8 +47,8 @@ func (h *Handle) word(off uint64, read, write bool) (*uint64, error) {
 }
 
 // Add adds incr (wrapping, two's complement) and returns the old value.
-func (h *Handle) Add(off uint64, incr int64) (old int64, err error) {
-	w, err := h.word(off, true, true)
+func (h *Handle) Add(off uint64, incr int64, wait bool) (old int64, err error) {
+	w, err := h.word(off, true, true, wait)
 	if err != nil {
 		return 0, err
 	}
@@ -57,8 +59,8 @@ func (h *Handle) Add(off uint64, incr int64) (old int64, err error) {
 
 // CompareExchange stores new if the word holds expected. It returns the
 // value it found: equal to expected if and only if it swapped.
-func (h *Handle) CompareExchange(off uint64, expected, new int64) (current int64, err error) {
-	w, err := h.word(off, true, true)
+func (h *Handle) CompareExchange(off uint64, expected, new int64, wait bool) (current int64, err error) {
+	w, err := h.word(off, true, true, wait)
 	if err != nil {
 		return 0, err
 	}
@@ -77,8 +79,8 @@ func (h *Handle) CompareExchange(off uint64, expected, new int64) (current int64
 }
 
 // Load reads the word atomically.
-func (h *Handle) Load(off uint64) (v int64, err error) {
-	w, err := h.word(off, true, false)
+func (h *Handle) Load(off uint64, wait bool) (v int64, err error) {
+	w, err := h.word(off, true, false, wait)
 	if err != nil {
 		return 0, err
 	}
@@ -88,8 +90,8 @@ func (h *Handle) Load(off uint64) (v int64, err error) {
 }
 
 // Store writes the word atomically.
-func (h *Handle) Store(off uint64, v int64) (err error) {
-	w, err := h.word(off, false, true)
+func (h *Handle) Store(off uint64, v int64, wait bool) (err error) {
+	w, err := h.word(off, false, true, wait)
 	if err != nil {
 		return err
 	}

@@ -85,6 +85,16 @@ func mapFile(fd int, path string, mode Mode, opts Options) (*Mapping, error) {
 		return nil, unix.ENODEV
 	}
 	size := st.Size
+	if opts.Size > size && !mode.CanWrite() {
+		return nil, unix.EINVAL // a read-only descriptor cannot grow the file
+	}
+	if opts.Truncate || opts.Size > size {
+		// Refuse a size the file cannot reach before anything changes: once
+		// truncate has cut the file, a failing grow cannot give it back.
+		if err := reachable(fd, &st, opts.Size); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Truncate {
 		if err := unix.Ftruncate(fd, 0); err != nil {
 			return nil, err
@@ -116,13 +126,36 @@ func mapFile(fd int, path string, mode Mode, opts Options) (*Mapping, error) {
 // grow extends the file from size to n with its blocks allocated, so a full
 // disk fails here with ENOSPC rather than later as SIGBUS on a write. Where
 // the file system cannot allocate (tmpfs on old kernels, some FUSE), it falls
-// back to ftruncate, which makes a sparse tail.
+// back to ftruncate, which makes a sparse tail. A failed allocation can leave
+// the file longer than it was (ext4 extends it chunk by chunk), so the old
+// size is put back.
 func grow(fd int, size, n int64) error {
-	err := unix.Fallocate(fd, 0, size, n-size)
-	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
-		err = unix.Ftruncate(fd, n)
+	err := allocate(fd, size, n)
+	if err != nil {
+		_ = unix.Ftruncate(fd, size)
 	}
 	return err
+}
+
+// reachable tells, without changing the file, whether it can be made n
+// bytes long: not past the process's RLIMIT_FSIZE (past it the kernel would
+// also send SIGXFSZ), not past the file system's largest file (lseek refuses
+// an offset beyond it), and not past the free space plus the file's own
+// blocks (a truncate frees them first). The space check is an estimate; the
+// allocation itself still decides, but an obviously impossible size no
+// longer costs the caller the file's contents.
+func reachable(fd int, st *unix.Stat_t, n int64) error {
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_FSIZE, &lim) == nil && lim.Cur != unix.RLIM_INFINITY && uint64(n) > lim.Cur {
+		return unix.EFBIG
+	}
+	if _, err := unix.Seek(fd, n, 0); err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			return unix.EFBIG
+		}
+		return err
+	}
+	return enoughSpace(fd, st, n)
 }
 
 // Len is the size of the mapping in bytes.
@@ -208,6 +241,12 @@ func (m *Mapping) Advise(off, n uint64, hint Advice) error {
 	}
 	addr := uintptr(unsafe.Pointer(unsafe.SliceData(m.data))) + uintptr(off)
 	_, _, e := unix.Syscall(unix.SYS_MADVISE, addr, uintptr(n), uintptr(hint))
+	if e == unix.EFAULT && hint.populates() {
+		// The populate hints report a page past the end of the file (it
+		// shrank under the mapping) as EFAULT: the same fault a read or
+		// write of it gives, so the same answer.
+		return ErrFault
+	}
 	if e != 0 {
 		return e
 	}

@@ -388,40 +388,40 @@ func TestAtomics(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 10000 {
-				h.Add(8, 1)
+				h.Add(8, 1, true)
 			}
 		}()
 	}
 	wg.Wait()
-	if v, _ := h.Load(8); v != 80000 {
+	if v, _ := h.Load(8, true); v != 80000 {
 		t.Fatalf("counter %d", v)
 	}
-	if old, _ := h.Add(8, -80001); old != 80000 {
+	if old, _ := h.Add(8, -80001, true); old != 80000 {
 		t.Fatal("old value")
 	}
-	if v, _ := h.Load(8); v != -1 {
+	if v, _ := h.Load(8, true); v != -1 {
 		t.Fatalf("negative %d", v)
 	}
 	raw, _ := os.ReadFile(p)
 	if raw[8] != 0xff || raw[15] != 0xff {
 		t.Fatalf("not a little-endian word: % x", raw[8:16])
 	}
-	if cur, _ := h.CompareExchange(8, 5, 7); cur != -1 {
+	if cur, _ := h.CompareExchange(8, 5, 7, true); cur != -1 {
 		t.Fatalf("mismatch reports %d", cur)
 	}
-	if cur, _ := h.CompareExchange(8, -1, 7); cur != -1 {
+	if cur, _ := h.CompareExchange(8, -1, 7, true); cur != -1 {
 		t.Fatal("swap")
 	}
-	if v, _ := h.Load(8); v != 7 {
+	if v, _ := h.Load(8, true); v != 7 {
 		t.Fatal("after swap")
 	}
-	if _, err := h.Load(4); err != unix.EINVAL {
+	if _, err := h.Load(4, true); err != unix.EINVAL {
 		t.Fatalf("unaligned: %v", err)
 	}
-	if err := h.Store(64, 1); err != ErrBounds {
+	if err := h.Store(64, 1, true); err != ErrBounds {
 		t.Fatalf("past the end: %v", err)
 	}
-	if err := h.Store(56, 1); err != nil {
+	if err := h.Store(56, 1, true); err != nil {
 		t.Fatalf("last word: %v", err)
 	}
 }
@@ -432,10 +432,10 @@ func TestAtomicsFaultAfterTruncation(t *testing.T) {
 	h := NewHandle(m)
 	defer h.Close()
 	os.Truncate(p, 4096)
-	if _, err := h.Add(2*4096, 1); err != ErrFault {
+	if _, err := h.Add(2*4096, 1, true); err != ErrFault {
 		t.Fatalf("add on a lost page: %v", err)
 	}
-	if _, err := h.Load(0); err != nil {
+	if _, err := h.Load(0, true); err != nil {
 		t.Fatalf("load on a kept page: %v", err)
 	}
 }
@@ -460,12 +460,66 @@ func TestSyncRangeAndResident(t *testing.T) {
 	if err := m.Advise(0, 2*4096, PopulateRead); err != nil {
 		t.Fatal(err)
 	}
-	n, err := m.Resident(100, 2*4096)
+	h := NewHandle(m)
+	n, err := h.Resident(100, 2*4096)
 	if err != nil || n != 2*4096 {
 		t.Fatalf("resident %d %v", n, err)
 	}
-	if n, _ := m.Resident(100, 10); n != 10 {
+	if n, _ := h.Resident(100, 10); n != 10 {
 		t.Fatalf("resident of a small range %d", n)
+	}
+}
+
+func TestResidentWorksThroughAHugeSparseRangeInChunks(t *testing.T) {
+	const size = 3 * residentChunk * 4096 // three chunks and a fresh, sparse file
+	p := filepath.Join(t.TempDir(), "sparse")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(size)
+	f.Close()
+	m, err := Open(p, Read, Options{Size: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHandle(m)
+	defer h.Close()
+	span := uint64(residentChunk) * pageSize
+	// Two pages on each side of the first chunk boundary, and the last page;
+	// random, so the kernel reads no more ahead of them.
+	if err := m.Advise(0, size, Random); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Advise(span-2*pageSize, 4*pageSize, PopulateRead); err != nil {
+		t.Skipf("MADV_POPULATE_READ: %v", err)
+	}
+	if err := m.Advise(size-pageSize, pageSize, PopulateRead); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		off, n uint64
+		want   uint64
+	}{
+		{"the whole mapping counts the five pages", 0, size, 5 * pageSize},
+		{"a range across the boundary counts its part", span - 100, 200, 200},
+		{"a range starting mid-page counts from its start", span - pageSize - 1, pageSize + 2, pageSize + 2},
+		{"the second chunk alone counts its two pages", span, span, 2 * pageSize},
+		{"past the end is out of bounds", size - 1, 2, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := h.Resident(c.off, c.n)
+			if c.off+c.n > size {
+				if err != ErrBounds {
+					t.Fatalf("%v, want ErrBounds", err)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("%d %v, want %d", got, err, c.want)
+			}
+		})
 	}
 }
 

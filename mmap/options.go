@@ -52,12 +52,17 @@ func (m Mode) prot() int {
 }
 
 // openFlags: PROT_WRITE on a shared mapping needs a descriptor opened for
-// writing, so write mode opens O_RDWR like read_write.
+// writing, so write mode opens O_RDWR like read_write. O_NONBLOCK because
+// the open runs before we know the file's type: a FIFO or a device would
+// otherwise block the open (forever, for a FIFO nobody writes) and keep the
+// engine from exiting; a regular file ignores the flag. O_NOCTTY so a
+// terminal never becomes the engine's controlling terminal.
 func (m Mode) openFlags() int {
+	const always = unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOCTTY
 	if m.CanWrite() {
-		return unix.O_RDWR | unix.O_CLOEXEC
+		return unix.O_RDWR | always
 	}
-	return unix.O_RDONLY | unix.O_CLOEXEC
+	return unix.O_RDONLY | always
 }
 
 func (o Options) mapFlags() int {

@@ -16,6 +16,8 @@ const (
 	PopulateWrite Advice = unix.MADV_POPULATE_WRITE
 )
 
+func (a Advice) populates() bool { return a == PopulateRead || a == PopulateWrite }
+
 // cover returns the page-aligned start address and length that cover
 // [off, off+n): msync and mincore want a page-aligned address.
 func (m *Mapping) cover(off, n uint64) (uintptr, uintptr) {
@@ -44,9 +46,14 @@ func (m *Mapping) SyncRange(off, n uint64, async bool) error {
 	return nil
 }
 
-// Resident counts the bytes of [off, off+n) that lie in pages resident in
-// memory (mincore).
-func (m *Mapping) Resident(off, n uint64) (uint64, error) {
+// residentChunk is the most pages one mincore call covers: its vector is
+// a byte a page, so this bounds the memory of a Resident call (64 KiB)
+// however large the range, and how long the handle's lock is held at once.
+const residentChunk = 1 << 16
+
+// resident counts the bytes of [off, off+n) that lie in pages resident in
+// memory (mincore), n covering at most len(vec) pages.
+func (m *Mapping) resident(off, n uint64, vec []byte) (uint64, error) {
 	if err := m.Range(off, n); err != nil {
 		return 0, err
 	}
@@ -54,9 +61,9 @@ func (m *Mapping) Resident(off, n uint64) (uint64, error) {
 		return 0, nil
 	}
 	addr, length := m.cover(off, n)
-	vec := make([]byte, (uint64(length)+pageSize-1)/pageSize)
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, addr, length, uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-		return 0, e
+	vec = vec[:(uint64(length)+pageSize-1)/pageSize]
+	if err := mincore(addr, length, vec); err != nil {
+		return 0, err
 	}
 	first := off &^ (pageSize - 1)
 	var total uint64
@@ -81,12 +88,43 @@ func (h *Handle) SyncRange(off, n uint64, async bool) error {
 	return m.SyncRange(off, n, async)
 }
 
-// Resident counts resident bytes (see Mapping.Resident).
+// Resident counts the bytes of [off, off+n) that lie in pages resident in
+// memory. It works through the range a chunk at a time and lets go of the
+// lock in between, so a huge sparse range neither allocates in proportion
+// nor keeps truncate and close waiting until it is done; if the mapping
+// shrinks or closes meanwhile, it answers as a new call would.
 func (h *Handle) Resident(off, n uint64) (uint64, error) {
-	m, err := h.shared(true)
-	if err != nil {
-		return 0, err
+	vec := make([]byte, min(residentChunk, n/pageSize+2))
+	span := residentChunk * pageSize
+	var total uint64
+	for {
+		m, err := h.shared(true)
+		if err != nil {
+			return 0, err
+		}
+		if err := m.Range(off, n); err != nil {
+			h.mu.RUnlock()
+			return 0, err
+		}
+		// Up to the end of the chunk's last page, so chunks meet on a page.
+		step := min(n, span-off%pageSize)
+		got, err := m.resident(off, step, vec)
+		h.mu.RUnlock()
+		if err != nil {
+			return 0, err
+		}
+		total += got
+		off, n = off+step, n-step
+		if n == 0 {
+			return total, nil
+		}
 	}
-	defer h.mu.RUnlock()
-	return m.Resident(off, n)
+}
+
+// mincore is the raw call: x/sys has no wrapper for it.
+func mincore(addr, length uintptr, vec []byte) error {
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, addr, length, uintptr(unsafe.Pointer(unsafe.SliceData(vec)))); e != 0 {
+		return e
+	}
+	return nil
 }

@@ -18,9 +18,14 @@ import (
 // larger requests with enomem before sending them.
 const MaxFrame = 1<<31 - 1
 
-// ErrFrameTooLarge ends the engine: a frame it cannot hold cannot be skipped
-// either, because its id sits inside it.
+// ErrFrameTooLarge comes with the head of a frame longer than MaxFrame: the
+// engine cannot hold it, so it answers it by the id in its head and throws
+// the rest away, and serves the frames after it as usual.
 var ErrFrameTooLarge = errors.New("port: frame larger than MaxFrame")
+
+// oversizeHead is how much of an oversized frame is kept: enough for the
+// version byte, the tuple header and a 4-byte id.
+const oversizeHead = 16
 
 // Input reads {packet,4} frames from a file descriptor set to non-blocking.
 //
@@ -35,6 +40,7 @@ type Input struct {
 	off, have int
 	Spin      time.Duration
 	lastYield time.Time
+	skip      uint64 // bytes of an oversized frame still to throw away
 	// Busy tells whether goroutines are running requests (see spin).
 	Busy func() bool
 }
@@ -45,14 +51,30 @@ func NewInput(fd int, spin time.Duration) *Input {
 }
 
 // Frame returns the next complete frame body already buffered, if any. The
-// slice is valid until the next call to Fill.
+// slice is valid until the next call to Fill. For a frame longer than
+// MaxFrame it returns the frame's first oversizeHead bytes, true and
+// ErrFrameTooLarge, and then skips the rest of it.
 func (in *Input) Frame() ([]byte, bool, error) {
+	if in.skip > 0 {
+		d := min(in.skip, uint64(in.have-in.off))
+		in.off += int(d)
+		in.skip -= d
+		if in.skip > 0 {
+			return nil, false, nil
+		}
+	}
 	if in.have-in.off < 4 {
 		return nil, false, nil
 	}
 	n := binary.BigEndian.Uint32(in.buf[in.off:])
 	if n > MaxFrame {
-		return nil, false, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n)
+		if in.have-in.off-4 < oversizeHead {
+			return nil, false, nil
+		}
+		head := in.buf[in.off+4 : in.off+4+oversizeHead]
+		in.off += 4 + oversizeHead
+		in.skip = uint64(n) - oversizeHead
+		return head, true, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n)
 	}
 	if in.have-in.off-4 < int(n) {
 		return nil, false, nil
@@ -102,8 +124,9 @@ func (in *Input) makeRoom() {
 		}
 	}
 	need := 64 << 10
-	if in.have-in.off >= 4 {
-		if n := int(binary.BigEndian.Uint32(in.buf[in.off:])) + 4; n > need {
+	if in.have-in.off >= 4 && in.skip == 0 {
+		// Room for the whole frame, unless it is one to skip.
+		if n := int(binary.BigEndian.Uint32(in.buf[in.off:])) + 4; n > need && n <= MaxFrame+4 {
 			need = n
 		}
 	}

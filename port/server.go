@@ -5,6 +5,7 @@
 package port
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -64,14 +65,30 @@ func NewServer(cfg Config, inFd, outFd int) *Server {
 	return s
 }
 
-// Serve runs until the input ends. Requests already started finish and
-// every mapping is closed before it returns; io.EOF is a clean end and
-// gives nil.
+// exitGrace bounds how long the engine waits, once its input has ended,
+// for the requests it started. Nobody can read their replies any more; the
+// wait only lets writes in progress finish. A request stuck in the kernel
+// (a file system that does not answer) must not keep the engine, and the
+// mappings it holds, alive after the VM is gone.
+const exitGrace = 2 * time.Second
+
+// Serve runs until the input ends. Requests already started get up to
+// exitGrace to finish, then every mapping is closed (or, if some are still
+// in use, left to the exit that follows); io.EOF is a clean end and gives
+// nil.
 func (s *Server) Serve() error {
 	err := s.loop()
-	s.wg.Wait()
-	s.reg.CloseAll()
-	s.stages.CloseAll()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.reg.CloseAll()
+		s.stages.CloseAll()
+	case <-time.After(exitGrace):
+	}
 	if errors.Is(err, io.EOF) || errors.Is(err, ErrClosedOutput) {
 		return nil
 	}
@@ -85,6 +102,11 @@ func (s *Server) loop() error {
 	for {
 		for {
 			f, ok, err := s.in.Frame()
+			if errors.Is(err, ErrFrameTooLarge) {
+				// Only its head was read: answer it, the rest is skipped.
+				s.batch = appendError(s.batch, peekID(f), "enomem")
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -116,10 +138,34 @@ func (s *Server) flush() error {
 	return err
 }
 
+// inlineTerms is the most terms a frame may hold and still be decoded on
+// the main loop: about a millisecond of erlang_go's time. A bigger one (a
+// long pread_many or pwrite_many) is copied and decoded on its goroutine,
+// so it never holds up the small calls of other processes.
+const inlineTerms = 4096
+
 // handle answers a frame on the main loop when it is cheap and the handle's
 // lock is free; otherwise it hands the request to a goroutine.
 func (s *Server) handle(f []byte) {
-	req, err := decode(f)
+	terms, err := scan(f)
+	if err != nil {
+		s.batch = appendError(s.batch, peekID(f), "badarg")
+		return
+	}
+	if terms > inlineTerms {
+		// The frame lives in the input buffer only until the next read.
+		f = bytes.Clone(f)
+		s.spawn(func() []byte {
+			req, err := decodeScanned(f)
+			if err != nil {
+				return appendError(nil, req.id, "badarg")
+			}
+			b, _ := s.run(req, nil, true)
+			return b
+		})
+		return
+	}
+	req, err := decodeScanned(f)
 	if err != nil {
 		s.batch = appendError(s.batch, req.id, "badarg")
 		return
@@ -131,15 +177,22 @@ func (s *Server) handle(f []byte) {
 			return
 		}
 	}
+	s.spawn(func() []byte {
+		b, _ := s.run(req, nil, true)
+		return b
+	})
+}
+
+// spawn runs work on its own goroutine and writes the reply it returns.
+func (s *Server) spawn(work func() []byte) {
 	s.inFlight.Add(1)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer s.inFlight.Add(-1)
-		b, _ := s.run(req, nil, true)
 		// An error here means the Erlang side is gone; the main loop sees
 		// the same on its next read or write and ends the engine.
-		_ = s.out.Write(b)
+		_ = s.out.Write(work())
 	}()
 }
 
@@ -183,7 +236,7 @@ func (s *Server) run(req request, b []byte, wait bool) (out []byte, busy bool) {
 	case "stage_close":
 		err = s.stageClose(req)
 	case "add", "compare_exchange", "load", "store":
-		return s.atomic(req, b), false
+		return s.atomic(req, b, wait)
 	case "sync_range":
 		err = s.syncRange(req)
 	case "resident":

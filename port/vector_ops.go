@@ -131,10 +131,14 @@ func (s *Server) pwriteMany(req request, wait bool) error {
 // {Id, compare_exchange, H, Off, Expected, New} -> ok | {error, {mismatch, Current}}
 // {Id, load, H, Off} -> {ok, Value}
 // {Id, store, H, Off, Value} -> ok
-func (s *Server) atomic(req request, b []byte) []byte {
+//
+// With wait false (the main loop) a held lock gives busy, b unchanged, and
+// the request goes to a goroutine: an atomic behind a truncate or a big
+// write must not stall the engine for every other handle.
+func (s *Server) atomic(req request, b []byte, wait bool) ([]byte, bool) {
 	h, err := s.handleArg(req, atomicArgs(req.op))
 	if err != nil {
-		return appendError(b, req.id, mmap.Atom(err))
+		return appendError(b, req.id, mmap.Atom(err)), false
 	}
 	off, ok := argUint(req, 1)
 	vals := make([]int64, 0, 2)
@@ -144,30 +148,33 @@ func (s *Server) atomic(req request, b []byte) []byte {
 		vals = append(vals, v)
 	}
 	if !ok {
-		return appendError(b, req.id, "badarg")
+		return appendError(b, req.id, "badarg"), false
 	}
 	var v int64
 	switch req.op {
 	case "add":
-		v, err = h.Add(off, vals[0])
+		v, err = h.Add(off, vals[0], wait)
 	case "load":
-		v, err = h.Load(off)
+		v, err = h.Load(off, wait)
 	case "store":
-		if err = h.Store(off, vals[0]); err == nil {
-			return appendOK(b, req.id)
+		if err = h.Store(off, vals[0], wait); err == nil {
+			return appendOK(b, req.id), false
 		}
 	case "compare_exchange":
-		if v, err = h.CompareExchange(off, vals[0], vals[1]); err == nil {
+		if v, err = h.CompareExchange(off, vals[0], vals[1], wait); err == nil {
 			if v == vals[0] {
-				return appendOK(b, req.id)
+				return appendOK(b, req.id), false
 			}
-			return appendMismatch(b, req.id, v)
+			return appendMismatch(b, req.id, v), false
 		}
 	}
-	if err != nil {
-		return appendError(b, req.id, mmap.Atom(err))
+	switch {
+	case errors.Is(err, mmap.ErrBusy):
+		return b, true
+	case err != nil:
+		return appendError(b, req.id, mmap.Atom(err)), false
 	}
-	return appendOKInt(b, req.id, v)
+	return appendOKInt(b, req.id, v), false
 }
 
 // atomicArgs is the argument count of each atomic request.

@@ -303,3 +303,55 @@ func toInt(v interface{}) int64 {
 	}
 	return -1
 }
+
+// A frame longer than the engine can hold is answered by the id in its head
+// and skipped; the engine goes on serving the frames after it.
+func TestOversizedFrameIsAnsweredAndSkipped(t *testing.T) {
+	p := start(t)
+	const n = 1<<31 + 4096 // past MaxFrame
+	body := []byte{131, 104, 5, 98, 0, 0, 0, 41, 119, 7, 'p', 'w', 'r', 'i', 't', 'e', 97, 1, 97, 0, 109}
+	hdr := binary.BigEndian.AppendUint32(nil, n)
+	go func() {
+		p.in.Write(append(hdr, body...))
+		junk := make([]byte, 1<<20)
+		for left := n - len(body); left > 0; left -= len(junk) {
+			if _, err := p.in.Write(junk[:min(left, len(junk))]); err != nil {
+				return
+			}
+		}
+		p.send(int32(42), atom("hello"))
+	}()
+	id, res := p.recv()
+	expect(t, "id of the oversized frame", id, int64(41))
+	expect(t, "its answer", res, errTuple("enomem"))
+	id, res = p.recv()
+	expect(t, "the next frame", id, int64(42))
+	if tup, ok := res.(erlang.OtpErlangTuple); !ok || tup[0] != atom("ok") {
+		t.Fatalf("hello after the skip: %#v", res)
+	}
+}
+
+// Opening a FIFO must not wait for a writer: it is refused with enodev at
+// once, and the engine still ends at EOF.
+func TestFIFOIsRefusedWithoutBlocking(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := exec.Command("mkfifo", fifo).Run(); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	p := start(t)
+	for i, mode := range []string{"read", "read_write", "write"} {
+		res := p.call(int32(i+1), atom("open"), []byte(fifo), atom(mode), atom("shared"), nil, erlang.OtpErlangList{})
+		expect(t, "open of a FIFO in "+mode, res, errTuple("enodev"))
+	}
+	p.in.Close()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the engine did not exit after EOF")
+	}
+}
