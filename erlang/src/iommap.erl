@@ -442,10 +442,10 @@ options([_ | T], Share, Size, Flags) -> options(T, Share, Size, Flags);
 options(_, _, _, _) -> erlang:error(badarg). % an improper list
 
 path(Path) when is_binary(Path) ->
-    no_nul(Path);
+    absolute(no_nul(Path));
 path(Path) when is_list(Path) ->
     try unicode:characters_to_binary(Path, unicode, file:native_name_encoding()) of
-        Bin when is_binary(Bin) -> no_nul(Bin);
+        Bin when is_binary(Bin) -> absolute(no_nul(Bin));
         _ -> {error, badarg}
     catch
         error:badarg -> {error, badarg}
@@ -455,6 +455,13 @@ path(_) ->
 
 no_nul(Bin) ->
     case binary:match(Bin, <<0>>) of
-        nomatch -> {ok, Bin};
+        nomatch -> Bin;
         _ -> erlang:error(badarg)
     end.
+
+%% The engine runs in "/" and is shared by the whole node, so a relative
+%% name is made absolute here, against the current directory of the node
+%% (file:get_cwd/0, which file:set_cwd/1 changes), as file:open/2 would
+%% resolve it. An empty name names no file, as for file:open/2.
+absolute(<<>>) -> {error, enoent};
+absolute(Bin) -> {ok, filename:absname(Bin)}.

@@ -34,6 +34,8 @@
 
 %% Largest frame the engine accepts (port.MaxFrame), less room for the header.
 -define(MAX_DATA, (16#7FFFFFFF - 64)).
+%% Longest list one request may carry (port.MaxVector).
+-define(MAX_VECTOR, 65536).
 
 %% @doc The running engine, or undefined if none has been started.
 -spec engine() -> #engine{} | undefined.
@@ -51,14 +53,58 @@ call(H, Req) ->
 call(#engine{handles = Handles} = E, H, Req) ->
     try ets:lookup(Handles, H) of
         [{_, HId, Owner}] ->
-            case too_big(Req) of
-                false -> with_owner(Req, Owner, run(E, HId, Req));
-                true -> {error, enomem} % more than one frame can carry
+            case limit(Req) of
+                ok -> with_owner(Req, Owner, run(E, HId, Req));
+                Over -> refuse(E, HId, Req, Over)
             end;
         [] -> {error, closed}
     catch
         error:badarg -> {error, closed} % the table died with its engine
     end.
+
+%% Whether a request fits what one request may carry: a frame of at most
+%% 2 GiB (counted exactly as encode/2 will write it) and lists of at most
+%% ?MAX_VECTOR elements. Past that: enomem or e2big.
+limit({pwrite, _, _, Size}) when Size > ?MAX_DATA -> enomem;
+limit({pwrite_many, Ws}) -> vector_limit(Ws, fun({Off, D}) -> 7 + int_size(Off) + iolist_size(D) end);
+limit({pread_many, Rs}) -> vector_limit(Rs, fun(_) -> 0 end);
+limit(_) -> ok.
+
+vector_limit(L, _) when length(L) > ?MAX_VECTOR -> e2big;
+vector_limit(L, Size) ->
+    case lists:sum(lists:map(Size, L)) > ?MAX_DATA of
+        true -> enomem;
+        false -> ok
+    end.
+
+%% The bytes of an integer's encoding after the version byte, as int_ext/1
+%% writes it: SMALL_INTEGER_EXT, INTEGER_EXT, or SMALL_BIG_EXT.
+int_size(I) when I < 256 -> 2;
+int_size(I) when I < 16#80000000 -> 5;
+int_size(I) -> 3 + byte_size(binary:encode_unsigned(I)).
+
+%% A request too large to send still answers in the documented order: a
+%% closed handle, then the mode, then the bounds, and only then the size.
+%% The engine knows the mode and the size, so ask it.
+refuse(E, HId, Req, Over) ->
+    case send(E, {HId, info}) of
+        {ok, #{mode := Mode, size := Size}} ->
+            Write = element(1, Req) =/= pread_many,
+            Allowed = case Write of true -> Mode =/= read; false -> Mode =/= write end,
+            InBounds = lists:all(fun({Off, Len}) -> Off =< Size andalso Len =< Size - Off end,
+                                 spans(Req)),
+            if
+                not Allowed -> {error, eacces};
+                not InBounds -> {error, out_of_bounds};
+                true -> {error, Over}
+            end;
+        Error ->
+            Error
+    end.
+
+spans({pwrite, Off, _, Size}) -> [{Off, Size}];
+spans({pwrite_many, Ws}) -> [{Off, iolist_size(D)} || {Off, D} <- Ws];
+spans({pread_many, Rs}) -> Rs.
 
 %% Bulk reads and writes go through the caller's stage when it has one.
 run(#engine{stage_min = Min} = E, HId, {pread, _, Len} = Req) when Len >= Min, Len =< ?MAX_DATA ->
@@ -172,14 +218,12 @@ close_stage(_) -> ok.
 with_owner(info, Owner, {ok, Info}) -> {ok, Info#{owner => Owner}};
 with_owner(_, _, Result) -> Result.
 
-too_big({pwrite, _, _, Size}) -> Size > ?MAX_DATA;
-too_big({pwrite_many, Ws}) -> lists:sum([iolist_size(D) + 16 || {_, D} <- Ws]) > ?MAX_DATA;
-too_big(_) -> false.
-
 send(#engine{server = S, port = Port, pending = Pending, ids = Ids}, Req) ->
     Alias = erlang:monitor(process, S, [{alias, demonitor}]),
     try
-        Id = new_id(Pending, Ids, Alias),
+        %% The pid lets the engine server sweep the entry if this process
+        %% is killed before the reply comes (or before the request is sent).
+        Id = new_id(Pending, Ids, {Alias, self()}),
         true = erlang:port_command(Port, encode(Id, Req)),
         Id
     of

@@ -17,9 +17,19 @@
 -include("iommap_int.hrl").
 
 -export([start_link/0, os_pid/0, info/0]).
--export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, handle_continue/2, terminate/2]).
 
 -define(HELLO_TIMEOUT, 10000).
+%% How often entries of dead callers are swept from the pending table.
+-define(SWEEP_MS, 5000).
+%% Replies this big are let go of at once after routing (see let_go/1).
+-define(LET_GO_BYTES, 262144).
+%% Restart back-off (see backoff/0): an engine that lived less than
+%% ?STABLE_MS counts as flapping; each flap in a row doubles the wait before
+%% the next start, from ?BACKOFF_MS up to ?BACKOFF_MAX_MS.
+-define(STABLE_MS, 5000).
+-define(BACKOFF_MS, 10).
+-define(BACKOFF_MAX_MS, 1000).
 
 -record(st, {
     engine :: #engine{},
@@ -50,8 +60,11 @@ os_pid() ->
 info() ->
     case {os_pid(), iommap_client:engine()} of
         {{ok, OsPid}, #engine{server = S, pending = P, handles = H, version = Vsn}} ->
+            %% The server first sweeps requests of callers that have died,
+            %% so the count is of requests someone still waits for.
+            Stages = catch gen_server:call(S, stage_count),
             {ok, #{os_pid => OsPid, handles => ets:info(H, size),
-                   stages => catch gen_server:call(S, stage_count),
+                   stages => Stages,
                    requests_in_flight => ets:info(P, size),
                    engine_version => Vsn, protocol => ?PROTOCOL_VERSION}};
         _ ->
@@ -64,6 +77,7 @@ info() ->
 -spec init([]) -> {ok, #st{}} | {stop, term()}.
 init([]) ->
     process_flag(trap_exit, true),
+    backoff(),
     case open_engine() of
         {ok, Port, Vsn} ->
             {os_pid, OsPid} = erlang:port_info(Port, os_pid),
@@ -73,6 +87,7 @@ init([]) ->
                         handles = ets:new(iommap_handles, [public, set, {read_concurrency, true}]),
                         ids = atomics:new(1, [{signed, false}])},
             persistent_term:put(?ENGINE_KEY, E),
+            erlang:send_after(?SWEEP_MS, self(), sweep),
             {ok, #st{engine = E, stage_max = iommap_env:get(stage_max)}};
         {error, Reason} ->
             logger:error("iommap: the engine did not start: ~p", [Reason]),
@@ -103,12 +118,19 @@ handle_call({controlling_process, H, Pid, Caller}, _From, #st{engine = #engine{h
         [] ->
             {reply, {error, closed}, St}
     end;
-handle_call({stage_open, _}, _From, #st{stages = N, stage_max = Max} = St) when N >= Max ->
-    {reply, {error, busy}, St};
-handle_call({stage_open, Pid}, From, #st{stages = N} = St) ->
-    submit({stage_open}, {stage, From, Pid}, St),
-    {noreply, St#st{stages = N + 1}};
+handle_call({stage_open, Pid}, From, St0) ->
+    %% A process has one stage. If it asks again, it has lost the one it
+    %% had (its process dictionary was erased, say): close that one, so
+    %% stages cannot leak while their process lives.
+    case release_stages(Pid, St0) of
+        #st{stages = N, stage_max = Max} = St when N >= Max ->
+            {reply, {error, busy}, St};
+        #st{stages = N} = St ->
+            submit({stage_open}, {stage, From, Pid}, St),
+            {noreply, St#st{stages = N + 1}}
+    end;
 handle_call(stage_count, _From, #st{stages = N} = St) ->
+    sweep(St),
     {reply, N, St};
 handle_call(_Msg, _From, St) ->
     {reply, {error, badarg}, St}.
@@ -127,20 +149,24 @@ handle_cast(_Msg, St) ->
     {noreply, St}.
 
 %% @private
--spec handle_info(term(), #st{}) -> {noreply, #st{}} | {stop, term(), #st{}}.
+-spec handle_info(term(), #st{}) ->
+          {noreply, #st{}} | {noreply, #st{}, {continue, let_go}} | {stop, term(), #st{}}.
 handle_info({Port, {data, <<131, 104, 2, 98, Id:32/signed, _/binary>> = Frame}},
             #st{engine = #engine{port = Port, pending = P}} = St) ->
     case ets:take(P, Id) of
-        [{Id, Alias}] when is_reference(Alias) ->
+        [{Id, {Alias, _Caller}}] when is_reference(Alias) ->
             Alias ! {Alias, Frame},
-            {noreply, St};
+            let_go(Frame, St);
         [{Id, Work}] ->
             {noreply, finish(Work, iommap_client:decode(Frame), St)};
         [] ->
-            logger:warning("iommap: engine replied to unknown request ~p: ~p",
-                           [Id, catch binary_to_term(Frame)]),
+            %% Its caller died and was swept (see sweep/1): nobody waits.
             {noreply, St}
     end;
+handle_info(sweep, St) ->
+    sweep(St),
+    erlang:send_after(?SWEEP_MS, self(), sweep),
+    {noreply, St};
 handle_info({'DOWN', _, process, Pid, _}, #st{owners = Owners} = St) ->
     case maps:take(Pid, Owners) of
         {{_, Hs}, Rest} ->
@@ -162,12 +188,57 @@ handle_info(Msg, St) ->
     {noreply, St}.
 
 %% @private
+-spec handle_continue(let_go, #st{}) -> {noreply, #st{}}.
+handle_continue(let_go, St) ->
+    _ = erlang:garbage_collect(self(), [{type, minor}]),
+    {noreply, St}.
+
+%% @private
 -spec terminate(term(), #st{}) -> ok.
 terminate(_Reason, #st{engine = #engine{port = Port}}) ->
     catch erlang:port_close(Port),
     ok.
 
 %% internals
+
+%% This process only routes a reply; the caller keeps what it needs of it.
+%% A big one would stay referenced here until our next garbage collection,
+%% which a process this small may not have for a long time (256 MiB was
+%% seen held after a large pread_many), so collect the young heap once
+%% handle_info has returned (until then gen_server holds the message).
+let_go(Frame, St) when byte_size(Frame) >= ?LET_GO_BYTES ->
+    {noreply, St, {continue, let_go}};
+let_go(_, St) ->
+    {noreply, St}.
+
+%% A caller registers its request before it writes it to the port and
+%% takes the entry when the reply comes. Killed in between, it leaves the
+%% entry behind: sweep drops the entries of callers that are dead. A reply
+%% that still comes for one of them finds nothing and is dropped.
+sweep(#st{engine = #engine{pending = P}}) ->
+    Dead = ets:foldl(fun({Id, {Alias, Pid}}, Acc) when is_reference(Alias), is_pid(Pid) ->
+                             case is_process_alive(Pid) of
+                                 true -> Acc;
+                                 false -> [Id | Acc]
+                             end;
+                        (_, Acc) ->
+                             Acc
+                     end, [], P),
+    lists:foreach(fun(Id) -> ets:delete(P, Id) end, Dead).
+
+%% Closes the stages Pid holds (at most one).
+release_stages(Pid, #st{owners = Owners} = St) ->
+    case Owners of
+        #{Pid := {_, Hs}} ->
+            lists:foldl(fun({stage, SId} = K, Acc) ->
+                                submit({stage_close, SId}, discard, Acc),
+                                (forget(Pid, K, Acc))#st{stages = Acc#st.stages - 1};
+                           (_, Acc) ->
+                                Acc
+                        end, St, maps:keys(Hs));
+        #{} ->
+            St
+    end.
 
 %% Work the server does itself: register it under a request id like any
 %% caller, and finish it when the reply comes.
@@ -223,7 +294,7 @@ open_engine() ->
     case iommap_env:engine_path() of
         {ok, Path} ->
             try open_port({spawn_executable, Path},
-                          [{packet, 4}, binary, exit_status, use_stdio,
+                          [{packet, 4}, binary, exit_status, use_stdio, {cd, "/"},
                            {args, engine_args()}, {env, engine_env()}]) of
                 Port -> hello(Port)
             catch
@@ -237,11 +308,38 @@ engine_args() ->
     ["-spin", integer_to_list(iommap_env:get(spin_us)),
      "-pipe", integer_to_list(iommap_env:get(pipe_size))].
 
-%% One OS thread is enough for the engine's main loop, and with a single P
-%% its spinning reader never fights other goroutines for a core; goroutines
-%% running slow requests get the P when the loop yields (see port/input.go).
+%% The engine gets nothing of the VM's environment (a port inherits all of
+%% it, and GODEBUG, GOGC or GOTRACEBACK there would change how it runs) and
+%% runs in "/" (so it holds no directory busy; relative paths are made
+%% absolute on the caller's side). It gets one variable: one OS thread is
+%% enough for its main loop, and with a single P its spinning reader never
+%% fights other goroutines for a core; goroutines running slow requests get
+%% the P when the loop yields (see port/input.go).
 engine_env() ->
-    [{"GOMAXPROCS", integer_to_list(iommap_env:get(engine_threads))}].
+    Names = [Name || Var <- os:getenv(), [Name | _] <- [string:split(Var, "=")], Name =/= ""],
+    [{Name, false} || Name <- Names, Name =/= "GOMAXPROCS"]
+        ++ [{"GOMAXPROCS", integer_to_list(iommap_env:get(engine_threads))}].
+
+%% A supervisor gives up after too many restarts in a short time, and with
+%% it the application (and a node that runs it as permanent). An engine
+%% that keeps dying must not get there: each start that follows a short
+%% life waits twice as long as the one before, up to ?BACKOFF_MAX_MS, which
+%% keeps restarts far below the supervisor's intensity whatever the rate of
+%% deaths. Calls meanwhile answer {error, closed} (data calls at once, an
+%% open after the wait). The times live in a table of the supervisor, which
+%% outlives this process.
+backoff() ->
+    Now = erlang:monotonic_time(millisecond),
+    Flaps = case ets:lookup(?RESTARTS, last_start) of
+                [{_, Last, N}] when Now - Last < ?STABLE_MS -> N + 1;
+                _ -> 0
+            end,
+    case Flaps of
+        0 -> ok;
+        _ -> timer:sleep(min(?BACKOFF_MAX_MS, ?BACKOFF_MS bsl min(Flaps - 1, 16)))
+    end,
+    true = ets:insert(?RESTARTS, {last_start, erlang:monotonic_time(millisecond), Flaps}),
+    ok.
 
 %% The first exchange: the engine answers {ok, {ProtocolVersion, Version}}.
 %% A mismatch means an engine binary from another release.

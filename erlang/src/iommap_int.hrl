@@ -12,6 +12,8 @@
 }).
 
 -define(ENGINE_KEY, {iommap, engine}).
+%% Start times of the engine, for its restart back-off; owned by iommap_sup.
+-define(RESTARTS, iommap_restarts).
 -define(PROTOCOL_VERSION, 3).
 
 %% The calling process's stage (see iommap_client), in its process

@@ -3,6 +3,8 @@
 -module(iommap_sup).
 -behaviour(supervisor).
 
+-include("iommap_int.hrl").
+
 -export([start_link/0, init/1]).
 
 %% @private
@@ -13,9 +15,13 @@ start_link() ->
 %% @private
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 %% An engine killed from outside is restarted at once; the intensity is high
-%% because such a kill costs only the calls in flight. An engine that cannot
-%% start at all fails in init and stops the application instead of looping.
+%% because such a kill costs only the calls in flight, and an engine that
+%% keeps dying is restarted more and more slowly (iommap_engine's back-off,
+%% whose table this process owns so that it outlives each engine). An engine
+%% that cannot start at all fails in init and stops the application instead
+%% of looping.
 init([]) ->
+    ?RESTARTS = ets:new(?RESTARTS, [named_table, public, set]),
     Engine = #{id => iommap_engine,
                start => {iommap_engine, start_link, []},
                restart => permanent,

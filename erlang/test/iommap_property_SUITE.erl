@@ -128,7 +128,7 @@ pick(Weighted) ->
 pick(N, [{W, V} | _]) when N =< W -> V;
 pick(N, [{W, _} | T]) -> pick(N - W, T).
 
-%% The model: API.md's check order, then the effect.
+%% The model: docs/API.md's check order, then the effect.
 
 expect(_, [Hd | _], M) when not is_reference(Hd) -> {{raised, badarg}, M};
 expect(Call, [Hd | Args], M) ->
@@ -200,7 +200,7 @@ expect(close, [], M, false) -> {{error, closed}, M}.
 iodata(D) ->
     try iolist_to_binary(D) catch error:badarg -> error end.
 
-%% Paths and options: hostile ones raise or return as API.md says, and
+%% Paths and options: hostile ones raise or return as docs/API.md says, and
 %% nothing is left on disk by a failed open.
 hostile_paths_and_options(Config) ->
     Dir = ?config(priv_dir, Config),
@@ -233,4 +233,4 @@ hostile_paths_and_options(Config) ->
          ?assertEqual({Path, Opts, Want}, {Path, Opts, Got})
      end || {Path, Opts, Want} <- Cases],
     ?assertNot(filelib:is_file(filename:join(Dir, "sz"))),
-    ct:pal("~p hostile open calls, each as API.md says", [length(Cases)]).
+    ct:pal("~p hostile open calls, each as docs/API.md says", [length(Cases)]).
