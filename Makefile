@@ -14,7 +14,12 @@ ENGINE  := erlang/priv/iommap_port
 ERL_PKGS := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-dialyzer erlang-tools rebar3 elixir
 GO_SRC  := $(shell find cmd port mmap -name '*.go' -not -name '*_test.go') go.mod go.sum
 
-.PHONY: all build demo test test-go test-e2e test-erlang test-examples check bench soak docs deps clean
+# The systems the NIF package supports, each on amd64 and arm64: make test
+# builds the engine, vets it and compiles its tests for every one, so a
+# change that breaks a platform fails here (they run only on Linux here).
+CROSS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 freebsd/amd64 freebsd/arm64 openbsd/amd64 openbsd/arm64
+
+.PHONY: all build demo test test-go test-e2e test-erlang test-examples test-cross check bench soak docs deps clean
 
 all: build
 
@@ -40,11 +45,19 @@ demo: build
 	erlc -o examples examples/demo.erl
 	erl -noshell -pa erlang/_build/default/lib/iommap/ebin -pa examples -eval 'demo:main(), halt().'
 
-test: deps test-go test-e2e test-erlang check test-examples
+test: deps test-go test-cross test-e2e test-erlang check test-examples
 
 test-go:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./mmap ./port
+
+test-cross:
+	@set -e; for t in $(CROSS); do \
+	  os=$${t%/*}; arch=$${t#*/}; echo "cross: $$t"; \
+	  GOOS=$$os GOARCH=$$arch $(GO) build -o /dev/null ./cmd/iommap_port; \
+	  GOOS=$$os GOARCH=$$arch $(GO) vet ./...; \
+	  for p in ./mmap ./port ./test; do GOOS=$$os GOARCH=$$arch $(GO) test -c -o /dev/null $$p; done; \
+	done
 
 test-e2e: $(ENGINE)
 	$(GO) test -count=1 ./test/...

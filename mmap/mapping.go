@@ -7,7 +7,6 @@ package mmap
 import (
 	"errors"
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -120,6 +119,9 @@ func mapFile(fd int, path string, mode Mode, opts Options) (*Mapping, error) {
 	if opts.Lock {
 		_ = unix.Mlock(data) // a hint: RLIMIT_MEMLOCK may refuse it
 	}
+	if opts.Populate && mapPopulate == 0 {
+		_ = unix.Madvise(data, unix.MADV_WILLNEED) // best effort where mmap cannot prefault
+	}
 	return &Mapping{fd: fd, data: data, mode: mode, opts: opts, path: path}, nil
 }
 
@@ -146,7 +148,7 @@ func grow(fd int, size, n int64) error {
 // longer costs the caller the file's contents.
 func reachable(fd int, st *unix.Stat_t, n int64) error {
 	var lim unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_FSIZE, &lim) == nil && lim.Cur != unix.RLIM_INFINITY && uint64(n) > lim.Cur {
+	if unix.Getrlimit(unix.RLIMIT_FSIZE, &lim) == nil && uint64(lim.Cur) != uint64(unix.RLIM_INFINITY) && uint64(n) > uint64(lim.Cur) {
 		return unix.EFBIG
 	}
 	if _, err := unix.Seek(fd, n, 0); err != nil {
@@ -155,7 +157,10 @@ func reachable(fd int, st *unix.Stat_t, n int64) error {
 		}
 		return err
 	}
-	return enoughSpace(fd, st, n)
+	if free, ok := freeSpace(fd); ok && uint64(n) > free+uint64(st.Blocks)*512 {
+		return unix.ENOSPC
+	}
+	return nil
 }
 
 // Len is the size of the mapping in bytes.
@@ -232,25 +237,26 @@ func (m *Mapping) Sync(async bool) error {
 }
 
 // Advise passes a madvise hint for [off, off+n). The kernel wants off page
-// aligned; an unaligned off gives EINVAL from madvise itself. The raw
-// syscall is used because unix.Madvise passes a dummy address for an empty
-// slice, which would turn a valid zero-length advice into EINVAL.
+// aligned and gives EINVAL otherwise; a length of 0 is answered here the
+// way the kernel would (x/sys's Madvise cannot pass an empty range).
 func (m *Mapping) Advise(off, n uint64, hint Advice) error {
 	if err := m.Range(off, n); err != nil {
 		return err
 	}
-	addr := uintptr(unsafe.Pointer(unsafe.SliceData(m.data))) + uintptr(off)
-	_, _, e := unix.Syscall(unix.SYS_MADVISE, addr, uintptr(n), uintptr(hint))
-	if e == unix.EFAULT && hint.populates() {
+	if hint < 0 || off%pageSize != 0 {
+		return unix.EINVAL // unaligned, or a hint this system does not have
+	}
+	if n == 0 {
+		return nil
+	}
+	err := unix.Madvise(m.data[off:off+n], int(hint))
+	if errors.Is(err, unix.EFAULT) && hint.populates() {
 		// The populate hints report a page past the end of the file (it
 		// shrank under the mapping) as EFAULT: the same fault a read or
 		// write of it gives, so the same answer.
 		return ErrFault
 	}
-	if e != 0 {
-		return e
-	}
-	return nil
+	return err
 }
 
 // Truncate resizes the file to n and maps it afresh. Growing allocates the

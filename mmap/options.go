@@ -35,8 +35,9 @@ type Options struct {
 	Create   bool
 	Truncate bool
 	Lock     bool // mlock; failure is ignored
-	Populate bool // MAP_POPULATE
-	// NoCache is accepted for compatibility and does nothing on Linux.
+	Populate bool // MAP_POPULATE on Linux, a WILLNEED hint elsewhere
+	// NoCache is accepted for compatibility and does nothing (the NIF
+	// package uses it on macOS only).
 	NoCache bool
 }
 
@@ -71,7 +72,7 @@ func (o Options) mapFlags() int {
 		f = unix.MAP_PRIVATE
 	}
 	if o.Populate {
-		f |= unix.MAP_POPULATE
+		f |= mapPopulate
 	}
 	return f
 }

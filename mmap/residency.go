@@ -2,28 +2,18 @@ package mmap
 
 import (
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 var pageSize = uint64(os.Getpagesize())
 
-// Hints beyond the NIF's: prefault pages for reading or writing
-// (Linux 5.14 and later; older kernels give EINVAL).
-const (
-	PopulateRead  Advice = unix.MADV_POPULATE_READ
-	PopulateWrite Advice = unix.MADV_POPULATE_WRITE
-)
-
 func (a Advice) populates() bool { return a == PopulateRead || a == PopulateWrite }
 
 // cover returns the page-aligned start address and length that cover
 // [off, off+n): msync and mincore want a page-aligned address.
-func (m *Mapping) cover(off, n uint64) (uintptr, uintptr) {
-	start := off &^ (pageSize - 1)
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(m.data)))
-	return base + uintptr(start), uintptr(off + n - start)
+func (m *Mapping) cover(off, n uint64) []byte {
+	return m.data[off&^(pageSize-1) : off+n]
 }
 
 // SyncRange flushes the pages that cover [off, off+n), so one record can be
@@ -39,11 +29,7 @@ func (m *Mapping) SyncRange(off, n uint64, async bool) error {
 	if async {
 		flags = unix.MS_ASYNC
 	}
-	addr, length := m.cover(off, n)
-	if _, _, e := unix.Syscall(unix.SYS_MSYNC, addr, length, uintptr(flags)); e != 0 {
-		return e
-	}
-	return nil
+	return unix.Msync(m.cover(off, n), flags)
 }
 
 // residentChunk is the most pages one mincore call covers: its vector is
@@ -60,9 +46,9 @@ func (m *Mapping) resident(off, n uint64, vec []byte) (uint64, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	addr, length := m.cover(off, n)
-	vec = vec[:(uint64(length)+pageSize-1)/pageSize]
-	if err := mincore(addr, length, vec); err != nil {
+	b := m.cover(off, n)
+	vec = vec[:(uint64(len(b))+pageSize-1)/pageSize]
+	if err := mincore(b, vec); err != nil {
 		return 0, err
 	}
 	first := off &^ (pageSize - 1)
@@ -119,12 +105,4 @@ func (h *Handle) Resident(off, n uint64) (uint64, error) {
 			return total, nil
 		}
 	}
-}
-
-// mincore is the raw call: x/sys has no wrapper for it.
-func mincore(addr, length uintptr, vec []byte) error {
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, addr, length, uintptr(unsafe.Pointer(unsafe.SliceData(vec)))); e != 0 {
-		return e
-	}
-	return nil
 }

@@ -31,7 +31,7 @@ const stageChunk = 1 << 20
 
 // NewStage creates an empty stage.
 func NewStage() (*Stage, error) {
-	fd, err := unix.MemfdCreate("iommap-stage", unix.MFD_CLOEXEC)
+	fd, err := newStageFile()
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"runtime"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -146,8 +145,6 @@ func (in *Input) makeRoom() {
 	}
 }
 
-var zeroTimeout unix.Timespec
-
 // spin polls fd without blocking until it is readable or the window closes.
 // ppoll is used rather than read: a pipe's poll is lockless, its read takes
 // the pipe mutex even when it finds nothing.
@@ -177,9 +174,7 @@ func (in *Input) spin() bool {
 			runtime.Gosched()
 			busy = in.Busy()
 		}
-		r, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 1,
-			uintptr(unsafe.Pointer(&zeroTimeout)), 0, 0, 0)
-		if e == 0 && r > 0 {
+		if readableNow(&fds) {
 			return true
 		}
 	}

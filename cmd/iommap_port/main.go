@@ -51,13 +51,6 @@ func main() {
 	}
 }
 
-// growPipe makes bulk replies cheaper (fewer, larger pipe copies). The size
-// is capped by /proc/sys/fs/pipe-max-size and per-user limits, so failure
-// only costs speed.
-func growPipe(fd, size int) {
-	_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, size)
-}
-
 // nonblockingStdin lets the reader spin on fd 0. O_NONBLOCK belongs to the
 // open file description, which a terminal may share with other processes, so
 // the old flags are put back at exit.
