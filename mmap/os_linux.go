@@ -50,3 +50,6 @@ const (
 func newStageFile() (int, error) {
 	return unix.MemfdCreate("iommap-stage", unix.MFD_CLOEXEC)
 }
+
+// DefaultStageKind: memfd, the fastest, is there on Linux.
+const DefaultStageKind = MemfdStages

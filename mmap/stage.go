@@ -1,14 +1,17 @@
 package mmap
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
-// Stage is a buffer in anonymous shared memory (a memfd) that carries the
-// bytes of one bulk read or write between a mapping and one Erlang process,
-// which opens the same memory as /proc/<engine pid>/fd/<Fd()> and reads or
+// Stage is a buffer of shared memory (a memfd, or a file: see StageKind)
+// that carries the bytes of one bulk read or write between a mapping and
+// one Erlang process, which opens the same memory by Path() and reads or
 // writes it with file:pread/file:pwrite. A pipe moves about 1.5 GB/s on the
 // machines we measured; this moves the bytes with one copy on each side, at
 // memory speed.
@@ -20,26 +23,81 @@ import (
 // when it needs the room, and maps more than the file holds so that growing
 // rarely means remapping.
 type Stage struct {
-	mu  sync.Mutex
-	fd  int    // -1 once closed
-	mem []byte // the mapping; its length is the capacity, not the file size
+	mu     sync.Mutex
+	fd     int    // -1 once closed
+	mem    []byte // the mapping; its length is the capacity, not the file size
+	path   string // what the other process opens
+	unlink string // a file stage's name, until it is removed (see take)
+}
+
+// StageKind is where a stage's memory lives.
+type StageKind int
+
+const (
+	// MemfdStages: anonymous memory (memfd) that the other process opens
+	// as /proc/<engine pid>/fd/<fd>. Linux only, and the fastest.
+	MemfdStages StageKind = iota
+	// FileStages: a file in a directory of the engine's own (mode 0700),
+	// which the other process opens by name; the engine removes the name at
+	// the first transfer, so it lives on only as the two open descriptors.
+	// Works wherever files do; the file's pages are in the page cache, and
+	// the file system may write some of them to disk.
+	FileStages
+	// NoStages: every transfer goes through the pipe.
+	NoStages
+)
+
+// ParseStageKind reads the names the engine's -stages flag takes.
+func ParseStageKind(s string) (StageKind, error) {
+	switch s {
+	case "memfd":
+		return MemfdStages, nil
+	case "file":
+		return FileStages, nil
+	case "none":
+		return NoStages, nil
+	case "":
+		return DefaultStageKind, nil
+	}
+	return 0, fmt.Errorf("unknown stage kind %q (memfd, file or none)", s)
 }
 
 // stageChunk rounds the stage's mapping up so that sizes that vary a little
 // do not remap every time. Only the file's size costs memory.
 const stageChunk = 1 << 20
 
-// NewStage creates an empty stage.
-func NewStage() (*Stage, error) {
+// newMemfdStage creates an empty memfd stage.
+func newMemfdStage() (*Stage, error) {
 	fd, err := newStageFile()
 	if err != nil {
 		return nil, err
 	}
-	return &Stage{fd: fd}, nil
+	return &Stage{fd: fd, path: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd)}, nil
 }
 
-// Fd is the engine's descriptor of the stage's memfd.
+// newFileStage creates an empty file stage named name.
+func newFileStage(name string) (*Stage, error) {
+	fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &Stage{fd: fd, path: name, unlink: name}, nil
+}
+
+// Fd is the engine's descriptor of the stage's memory.
 func (s *Stage) Fd() int { return s.fd }
+
+// Path is the name the other process opens the stage by.
+func (s *Stage) Path() string { return s.path }
+
+// forget removes a file stage's name: by the first transfer the other
+// process has it open, and a name nobody needs is one a crash could leave.
+func (s *Stage) forget() {
+	if s.unlink != "" {
+		_ = unix.Unlink(s.unlink)
+		s.unlink = ""
+	}
+}
 
 // take locks the stage for one copy of n bytes and returns its first n
 // bytes of memory. With grow, a file smaller than n is extended (a read is
@@ -63,6 +121,7 @@ func (s *Stage) room(n uint64, grow bool) ([]byte, error) {
 	if s.fd < 0 {
 		return nil, ErrClosed
 	}
+	s.forget()
 	if n == 0 {
 		return nil, nil
 	}
@@ -100,6 +159,7 @@ func (s *Stage) Close() error {
 	if s.fd < 0 {
 		return ErrClosed
 	}
+	s.forget()
 	if s.mem != nil {
 		unix.Munmap(s.mem)
 		s.mem = nil
@@ -149,19 +209,54 @@ func (h *Handle) WriteFromStage(st *Stage, off, n uint64, wait bool) error {
 // Stages maps stage ids to stages, like Registry for handles. Ids are never
 // reused.
 type Stages struct {
-	t table[*Stage]
+	t    table[*Stage]
+	kind StageKind
+	mu   sync.Mutex
+	dir  string // of file stages, made at the first one
+	n    int    // file stages made, for their names
 }
 
-// NewStages returns an empty set.
-func NewStages() *Stages { return &Stages{t: newTable[*Stage]()} }
+// NewStages returns an empty set of this system's default kind.
+func NewStages() *Stages { return NewStagesOf(DefaultStageKind) }
+
+// NewStagesOf returns an empty set whose stages are of kind k.
+func NewStagesOf(k StageKind) *Stages { return &Stages{t: newTable[*Stage](), kind: k} }
 
 // Open creates a stage and returns its id.
 func (r *Stages) Open() (uint64, *Stage, error) {
-	st, err := NewStage()
+	var st *Stage
+	var err error
+	switch r.kind {
+	case MemfdStages:
+		st, err = newMemfdStage()
+	case FileStages:
+		var name string
+		if name, err = r.fileName(); err == nil {
+			st, err = newFileStage(name)
+		}
+	default:
+		err = unix.ENOSYS
+	}
 	if err != nil {
 		return 0, nil, err
 	}
 	return r.t.add(st), st, nil
+}
+
+// fileName is a new name for a file stage in the engine's own directory,
+// made private (0700) so no other user can open a stage by its name.
+func (r *Stages) fileName() (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dir == "" {
+		dir, err := os.MkdirTemp("", "iommap-stages-")
+		if err != nil {
+			return "", err
+		}
+		r.dir = dir
+	}
+	r.n++
+	return filepath.Join(r.dir, fmt.Sprintf("stage-%d", r.n)), nil
 }
 
 // Get returns the stage for id, or ErrClosed.
@@ -173,5 +268,13 @@ func (r *Stages) Close(id uint64) error { return r.t.close(id) }
 // Len is the number of open stages.
 func (r *Stages) Len() int { return r.t.len() }
 
-// CloseAll closes every stage.
-func (r *Stages) CloseAll() { r.t.closeAll() }
+// CloseAll closes every stage, and removes the directory of file stages.
+func (r *Stages) CloseAll() {
+	r.t.closeAll()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dir != "" {
+		_ = os.RemoveAll(r.dir)
+		r.dir = ""
+	}
+}

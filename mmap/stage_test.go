@@ -3,18 +3,18 @@ package mmap
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
-// peer opens the stage the way the Erlang side does: through /proc.
+// peer opens the stage the way the Erlang side does: by its path.
 func peer(t *testing.T, st *Stage) *os.File {
 	t.Helper()
-	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), st.Fd()), os.O_RDWR, 0)
+	f, err := os.OpenFile(st.Path(), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestStageCarriesReadsAndWrites(t *testing.T) {
 func TestStageErrorsMatchPlainCalls(t *testing.T) {
 	ro, _ := stagedHandle(t, make([]byte, 8192), Read)
 	wo, _ := stagedHandle(t, make([]byte, 8192), Write)
-	st, err := NewStage()
+	st, err := newMemfdStage()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestStageErrorsMatchPlainCalls(t *testing.T) {
 
 func TestStageReadOfTruncatedFileIsFault(t *testing.T) {
 	h, p := stagedHandle(t, bytes.Repeat([]byte("z"), 4*4096), ReadWrite)
-	st, err := NewStage()
+	st, err := newMemfdStage()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestStageReadOfTruncatedFileIsFault(t *testing.T) {
 // give up, and Close waits for the copy.
 func TestStageBusyAndCloseDuringUse(t *testing.T) {
 	h, _ := stagedHandle(t, make([]byte, 1<<20), ReadWrite)
-	st, err := NewStage()
+	st, err := newMemfdStage()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,4 +191,56 @@ func TestStageBusyAndCloseDuringUse(t *testing.T) {
 	}
 	st.Close()
 	wg.Wait()
+}
+
+func TestFileStagesCarryBytesAndLeaveNoName(t *testing.T) {
+	h, _ := stagedHandle(t, []byte("0123456789abcdef"), ReadWrite)
+	reg := NewStagesOf(FileStages)
+	_, st, err := reg.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(st.Path())
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("stage directory %v %v, want mode 0700", fi, err)
+	}
+	f := peer(t, st)
+	if err := h.ReadToStage(st, 4, 6, true); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 6)
+	f.ReadAt(got, 0)
+	if string(got) != "456789" {
+		t.Fatalf("staged read %q", got)
+	}
+	if _, err := os.Stat(st.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the stage's name outlived the first transfer: %v", err)
+	}
+	f.WriteAt([]byte("XY"), 0)
+	if err := h.WriteFromStage(st, 0, 2, true); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 3)
+	h.ReadAt(b, 0, true)
+	if string(b) != "XY2" {
+		t.Fatalf("staged write %q", b)
+	}
+	reg.CloseAll()
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the stage directory outlived CloseAll: %v", err)
+	}
+}
+
+func TestStageKindsByName(t *testing.T) {
+	for name, want := range map[string]StageKind{"memfd": MemfdStages, "file": FileStages, "none": NoStages, "": DefaultStageKind} {
+		if k, err := ParseStageKind(name); err != nil || k != want {
+			t.Errorf("%q: %v %v", name, k, err)
+		}
+	}
+	if _, err := ParseStageKind("shm"); err == nil {
+		t.Error("an unknown kind is accepted")
+	}
+	if _, _, err := NewStagesOf(NoStages).Open(); !errors.Is(err, unix.ENOSYS) {
+		t.Errorf("a stage with stages off: %v", err)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"testing"
 
 	"github.com/okeuday/erlang_go/v2/erlang"
@@ -270,15 +269,8 @@ func TestStagedOps(t *testing.T) {
 	}
 	open := call(atomT("stage_open")).(erlang.OtpErlangTuple)
 	sf := open[1].(erlang.OtpErlangTuple)
-	sid, fd := sf[0].(uint8), sf[1]
-	var fdn int
-	switch v := fd.(type) {
-	case uint8:
-		fdn = int(v)
-	case int32:
-		fdn = int(v)
-	}
-	peer, err := os.OpenFile(filepath.Join("/proc/self/fd", strconv.Itoa(fdn)), os.O_RDWR, 0)
+	sid, path := sf[0].(uint8), sf[1].(erlang.OtpErlangBinary)
+	peer, err := os.OpenFile(string(path.Value), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

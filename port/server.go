@@ -22,7 +22,7 @@ var Version = "dev"
 
 // ProtocolVersion changes whenever a request or reply shape in PROTOCOL.md
 // does; the Erlang side refuses an engine with another one.
-const ProtocolVersion = 3
+const ProtocolVersion = 4
 
 // Config tunes the main loop.
 type Config struct {
@@ -32,10 +32,12 @@ type Config struct {
 	// ones, and every slow operation, run on their own goroutine so that
 	// small calls on other handles never wait behind them.
 	InlineMax int
+	// Stages is where stages live (see mmap.StageKind).
+	Stages mmap.StageKind
 }
 
 // DefaultConfig is what the engine runs with unless told otherwise.
-var DefaultConfig = Config{Spin: 50 * time.Microsecond, InlineMax: 64 << 10}
+var DefaultConfig = Config{Spin: 50 * time.Microsecond, InlineMax: 64 << 10, Stages: mmap.DefaultStageKind}
 
 // flushAt bounds how many reply bytes the main loop gathers before writing.
 const flushAt = 1 << 20
@@ -57,7 +59,7 @@ func NewServer(cfg Config, inFd, outFd int) *Server {
 	s := &Server{
 		cfg:    cfg,
 		reg:    mmap.NewRegistry(),
-		stages: mmap.NewStages(),
+		stages: mmap.NewStagesOf(cfg.Stages),
 		in:     NewInput(inFd, cfg.Spin),
 		out:    NewOutput(outFd),
 	}

@@ -9,8 +9,7 @@ import (
 // bytes go through a memfd the calling Erlang process also has open, instead
 // of through the pipe. See mmap.Stage.
 
-// {Id, stage_open} -> {ok, {S, Fd}}: the Erlang side opens
-// /proc/<engine os pid>/fd/<Fd>.
+// {Id, stage_open} -> {ok, {S, Path}}: the Erlang side opens Path.
 func (s *Server) stageOpen(req request, b []byte) []byte {
 	if len(req.args) != 0 {
 		return appendError(b, req.id, "badarg")
@@ -19,7 +18,7 @@ func (s *Server) stageOpen(req request, b []byte) []byte {
 	if err != nil {
 		return appendError(b, req.id, mmap.Atom(err))
 	}
-	return appendOKTerm(b, req.id, erlang.OtpErlangTuple{int(id), st.Fd()})
+	return appendOKTerm(b, req.id, erlang.OtpErlangTuple{int(id), []byte(st.Path())})
 }
 
 // {Id, stage_close, S}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/iommap/iommap/mmap"
 	"github.com/iommap/iommap/port"
 	"golang.org/x/sys/unix"
 )
@@ -24,6 +25,7 @@ func main() {
 	spinUs := flag.Int("spin", int(cfg.Spin/time.Microsecond), "microseconds to poll stdin before blocking (0: block at once)")
 	pipeSize := flag.Int("pipe", 1<<20, "grow stdin and stdout pipes to this many bytes, best effort (0: leave them)")
 	flag.IntVar(&cfg.InlineMax, "inline", cfg.InlineMax, "largest pread/pwrite answered on the main loop, in bytes")
+	stages := flag.String("stages", "", "where stages live: memfd, file or none (default: memfd on Linux, file elsewhere)")
 	version := flag.Bool("version", false, "print the version and protocol version, then exit")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: %s [flags]\n\nThe iommap engine: started by the iommap Erlang application as a port\n"+
@@ -36,6 +38,11 @@ func main() {
 		return
 	}
 	cfg.Spin = time.Duration(*spinUs) * time.Microsecond
+	kind, err := mmap.ParseStageKind(*stages)
+	if err != nil {
+		fail(err)
+	}
+	cfg.Stages = kind
 	if *pipeSize > 0 {
 		growPipe(0, *pipeSize)
 		growPipe(1, *pipeSize)

@@ -251,8 +251,8 @@ finish({open, From, Owner}, {ok, HId}, #st{engine = #engine{handles = T}} = St) 
     ets:insert(T, {H, HId, Owner}),
     gen_server:reply(From, {ok, H}),
     own(Owner, H, St);
-finish({stage, From, Pid}, {ok, {SId, Fd}}, #st{engine = #engine{os_pid = OsPid}} = St) ->
-    gen_server:reply(From, {ok, SId, lists:concat(["/proc/", OsPid, "/fd/", Fd])}),
+finish({stage, From, Pid}, {ok, {SId, Path}}, St) ->
+    gen_server:reply(From, {ok, SId, Path}),
     own(Pid, {stage, SId}, St);
 finish({stage, From, _}, Error, St) ->
     gen_server:reply(From, Error),
@@ -306,7 +306,11 @@ open_engine() ->
 
 engine_args() ->
     ["-spin", integer_to_list(iommap_env:get(spin_us)),
-     "-pipe", integer_to_list(iommap_env:get(pipe_size))].
+     "-pipe", integer_to_list(iommap_env:get(pipe_size))]
+        ++ case iommap_env:get(stage_kind) of
+               auto -> []; % the engine's default for its system
+               Kind -> ["-stages", atom_to_list(Kind)]
+           end.
 
 %% The engine gets nothing of the VM's environment (a port inherits all of
 %% it, and GODEBUG, GOGC or GOTRACEBACK there would change how it runs) and

@@ -5,7 +5,7 @@
 
 -export([validate/0, get/1, engine_path/0]).
 
--type key() :: engine_path | spin_us | pipe_size | engine_threads | stage_min | stage_max.
+-type key() :: engine_path | spin_us | pipe_size | engine_threads | stage_min | stage_max | stage_kind.
 
 %% {Key, Default, Check, what a valid value is}
 specs() ->
@@ -18,7 +18,9 @@ specs() ->
      {stage_min, 131072, fun(V) -> V =:= infinity orelse (is_integer(V) andalso V >= 1) end,
       "a positive integer of bytes, or infinity (never stage)"},
      {stage_max, 64, fun(V) -> is_integer(V) andalso V >= 0 end,
-      "a non-negative integer: how many processes may hold a stage at once"}].
+      "a non-negative integer: how many processes may hold a stage at once"},
+     {stage_kind, auto, fun(V) -> lists:member(V, [auto, memfd, file, none]) end,
+      "auto (memfd on Linux, file elsewhere), memfd, file or none"}].
 
 %% @doc Checks every key; the first wrong one is the error.
 -spec validate() -> ok | {error, {invalid_env, key(), term(), string()}}.
@@ -43,7 +45,8 @@ check_path() ->
     end.
 
 %% @doc The value of a key, or its default.
--spec get(spin_us | pipe_size | engine_threads | stage_min | stage_max) -> non_neg_integer() | infinity.
+-spec get(spin_us | pipe_size | engine_threads | stage_min | stage_max | stage_kind) ->
+          non_neg_integer() | infinity | atom().
 get(K) ->
     {K, Default, _, _} = lists:keyfind(K, 1, specs()),
     application:get_env(iommap, K, Default).

@@ -7,14 +7,14 @@
     handles :: ets:tid(),   %% handle ref -> {Ref, EngineHandleId, OwnerPid}
     ids     :: atomics:atomics_ref(),
     version :: binary(),            %% the engine's, from its hello
-    os_pid  :: non_neg_integer(),   %% the engine's, for /proc/OsPid/fd/N of a stage
+    os_pid  :: non_neg_integer(),   %% the engine's
     stage_min :: pos_integer() | infinity %% reads and writes this big go through a stage
 }).
 
 -define(ENGINE_KEY, {iommap, engine}).
 %% Start times of the engine, for its restart back-off; owned by iommap_sup.
 -define(RESTARTS, iommap_restarts).
--define(PROTOCOL_VERSION, 3).
+-define(PROTOCOL_VERSION, 4).
 
 %% The calling process's stage (see iommap_client), in its process
 %% dictionary: {Port, {StageId, Fd} | none}.

@@ -480,5 +480,5 @@ info_test() ->
 engine_version_is_the_application_vsn_test() ->
     {ok, _} = application:ensure_all_started(iommap),
     {ok, Vsn} = application:get_key(iommap, vsn),
-    {ok, #{engine_version := EV, protocol := 3}} = iommap:engine_info(),
+    {ok, #{engine_version := EV, protocol := 4}} = iommap:engine_info(),
     ?assertEqual(list_to_binary(Vsn), EV).

@@ -7,12 +7,14 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, handle_calls_match_the_model/1, handle_calls_match_the_model_staged/1,
+         handle_calls_match_the_model_file_stages/1,
          hostile_paths_and_options/1]).
 
 -define(RUNS, 40).
 -define(OPS, 250).
 
 all() -> [handle_calls_match_the_model, handle_calls_match_the_model_staged,
+          handle_calls_match_the_model_file_stages,
           hostile_paths_and_options].
 
 %% The model of one handle on one file.
@@ -38,6 +40,23 @@ handle_calls_match_the_model_staged(Config) ->
                                     %% and the stage was there to use
                                     {ok, #{stages := 1}} = iommap:engine_info()
                             end).
+
+%% The same with the stages of systems without memfd: files in a private
+%% directory, named only until the first transfer.
+handle_calls_match_the_model_file_stages(Config) ->
+    iommap_test_lib:with_env(stage_kind, file, fun() ->
+        iommap_test_lib:with_env(stage_min, 64, fun() ->
+            handle_calls_match_the_model(Config),
+            {ok, #{stages := 1, os_pid := OsPid}} = iommap:engine_info(),
+            Fds = "/proc/" ++ integer_to_list(OsPid) ++ "/fd/",
+            {ok, Names} = file:list_dir(Fds),
+            Targets = [T || N <- Names, {ok, T} <- [file:read_link(Fds ++ N)]],
+            %% the engine's descriptor of the stage: a removed file
+            [_] = [T || T <- Targets, string:find(T, "iommap-stages-") =/= nomatch,
+                        string:find(T, "(deleted)") =/= nomatch],
+            [] = [T || T <- Targets, string:find(T, "memfd:") =/= nomatch]
+        end)
+    end).
 
 run(Config, Run, Mode, Counts0) ->
     P = filename:join(?config(priv_dir, Config), "model" ++ integer_to_list(Run)),
