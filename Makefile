@@ -66,10 +66,12 @@ test-erlang: build
 	cd erlang && $(REBAR3) eunit && $(REBAR3) ct
 
 # Another rebar3 project using iommap (through _checkouts), and a mix project
-# using it by path: both build the engine and run their tests.
+# using it by path: both build the engine and run their tests; then the same
+# two with iommap as a git dependency of this repository (committed work).
 test-examples: build
 	cd examples/rebar3_app && $(REBAR3) eunit
 	cd examples/elixir && MIX_REBAR3=$$(command -v $(REBAR3)) MIX_ENV=test mix test
+	sh examples/git_deps.sh
 
 check: build
 	@out=$$(gofmt -l cmd port mmap test); if [ -n "$$out" ]; then echo "gofmt -l: $$out"; exit 1; fi
