@@ -46,7 +46,7 @@ start_link() ->
 %% @doc The OS process id of the running engine.
 -spec os_pid() -> {ok, non_neg_integer()} | {error, closed}.
 os_pid() ->
-    case iommap_client:engine() of
+    case engine() of
         #engine{port = Port} ->
             case erlang:port_info(Port, os_pid) of
                 {os_pid, Pid} -> {ok, Pid};
@@ -58,7 +58,7 @@ os_pid() ->
 %% @doc What an operator wants to know about the running engine.
 -spec info() -> {ok, map()} | {error, closed}.
 info() ->
-    case {os_pid(), iommap_client:engine()} of
+    case {os_pid(), engine()} of
         {{ok, OsPid}, #engine{server = S, pending = P, handles = H, version = Vsn}} ->
             %% The server first sweeps requests of callers that have died,
             %% so the count is of requests someone still waits for.
@@ -84,7 +84,7 @@ init([]) ->
             E = #engine{server = self(), port = Port, version = Vsn, os_pid = OsPid,
                         stage_min = iommap_env:get(stage_min),
                         pending = ets:new(iommap_pending, [public, set, {write_concurrency, true}]),
-                        handles = ets:new(iommap_handles, [public, set, {read_concurrency, true}]),
+                        handles = ets:new(iommap_handles, [protected, set, {read_concurrency, true}]),
                         ids = atomics:new(1, [{signed, false}])},
             persistent_term:put(?ENGINE_KEY, E),
             erlang:send_after(?SWEEP_MS, self(), sweep),
@@ -158,7 +158,7 @@ handle_info({Port, {data, <<131, 104, 2, 98, Id:32/signed, _/binary>> = Frame}},
             Alias ! {Alias, Frame},
             let_go(Frame, St);
         [{Id, Work}] ->
-            {noreply, finish(Work, iommap_client:decode(Frame), St)};
+            {noreply, finish(Work, iommap_codec:decode(Frame), St)};
         [] ->
             %% Its caller died and was swept (see sweep/1): nobody waits.
             {noreply, St}
@@ -200,6 +200,10 @@ terminate(_Reason, #st{engine = #engine{port = Port}}) ->
     ok.
 
 %% internals
+
+%% The running engine as published for callers (see iommap_client).
+engine() ->
+    persistent_term:get(?ENGINE_KEY, undefined).
 
 %% This process only routes a reply; the caller keeps what it needs of it.
 %% A big one would stay referenced here until our next garbage collection,
@@ -243,8 +247,8 @@ release_stages(Pid, #st{owners = Owners} = St) ->
 %% Work the server does itself: register it under a request id like any
 %% caller, and finish it when the reply comes.
 submit(Req, Work, #st{engine = #engine{port = Port, pending = P, ids = Ids}}) ->
-    Id = iommap_client:new_id(P, Ids, Work),
-    erlang:port_command(Port, iommap_client:encode(Id, Req)).
+    Id = iommap_codec:new_id(P, Ids, Work),
+    erlang:port_command(Port, iommap_codec:encode(Id, Req)).
 
 finish({open, From, Owner}, {ok, HId}, #st{engine = #engine{handles = T}} = St) ->
     H = make_ref(),

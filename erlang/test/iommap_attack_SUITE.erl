@@ -61,9 +61,7 @@ sparse_file(Config, Name, Size) ->
     ok = file:close(F),
     P.
 
-os_pid() ->
-    {ok, #{os_pid := P}} = iommap:engine_info(),
-    P.
+os_pid() -> iommap_test_lib:engine_os_pid().
 
 new_engine(Old) ->
     case iommap:engine_info() of
@@ -352,7 +350,7 @@ requests_of_killed_callers_are_swept(_Config) ->
     #engine{pending = Pending, ids = Ids} = iommap_client:engine(),
     {Pid, Ref} = spawn_monitor(fun() ->
                                        Alias = erlang:monitor(process, whereis(iommap_engine), [{alias, demonitor}]),
-                                       _ = iommap_client:new_id(Pending, Ids, {Alias, self()})
+                                       _ = iommap_codec:new_id(Pending, Ids, {Alias, self()})
                                end),
     receive {'DOWN', Ref, process, Pid, _} -> ok end,
     {ok, #{requests_in_flight := N}} = iommap:engine_info(),

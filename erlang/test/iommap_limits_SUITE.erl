@@ -31,9 +31,7 @@ stages() ->
     {ok, #{stages := N}} = iommap:engine_info(),
     N.
 
-os_pid() ->
-    {ok, #{os_pid := P}} = iommap:engine_info(),
-    P.
+os_pid() -> iommap_test_lib:engine_os_pid().
 
 
 file_of(Config, Name) ->

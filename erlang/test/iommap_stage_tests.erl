@@ -8,7 +8,7 @@
 
 min_size() ->
     {ok, _} = application:ensure_all_started(iommap),
-    {ok, Min} = application:get_env(iommap, stage_min),
+    Min = iommap_env:get(stage_min),
     Min.
 
 path(Name) ->

@@ -1,7 +1,13 @@
 %% Helpers shared by the suites and the soak: what the engine holds, read
 %% from /proc, and waiting for a condition.
 -module(iommap_test_lib).
--export([fds/1, rss_kib/1, wait_until/1, wait_until/2, with_env/3]).
+-export([fds/1, rss_kib/1, wait_until/1, wait_until/2, with_env/3, engine_os_pid/0]).
+
+%% The OS pid of the running engine.
+-spec engine_os_pid() -> pos_integer().
+engine_os_pid() ->
+    {ok, #{os_pid := P}} = iommap:engine_info(),
+    P.
 
 %% Open file descriptors of an OS process.
 -spec fds(pos_integer()) -> non_neg_integer().
