@@ -53,15 +53,17 @@ get(K) ->
 
 %% @doc The engine binary: the engine_path key, or priv/iommap_port.
 -spec engine_path() -> {ok, file:filename_all()} | {error, term()}.
+%% Made absolute here: the engine is started in "/", so a relative name
+%% (a relative -pa puts priv_dir there) would be looked for from there.
 engine_path() ->
     case application:get_env(iommap, engine_path) of
         {ok, Path} when is_list(Path); is_binary(Path) ->
-            {ok, Path};
+            {ok, filename:absname(Path)};
         {ok, Other} ->
             {error, {invalid_env, engine_path, Other, "a file name"}};
         undefined ->
             case code:priv_dir(iommap) of
                 {error, bad_name} -> {error, {no_priv_dir, iommap}};
-                Dir -> {ok, filename:join(Dir, "iommap_port")}
+                Dir -> {ok, filename:absname(filename:join(Dir, "iommap_port"))}
             end
     end.

@@ -57,7 +57,19 @@ engine_path_can_be_moved(Config) ->
     ?assertMatch({match, _}, re:run(Cmdline, <<"-spin\\x000\\x00">>)),
     P = filename:join(?config(priv_dir, Config), "data"),
     {ok, H} = iommap:open(P, read_write, [create, {size, 10}]),
-    ok = iommap:close(H).
+    ok = iommap:close(H),
+    %% A relative engine path (as a relative -pa makes of priv_dir) names
+    %% the file from the node's directory, though the engine runs in "/".
+    {ok, Cwd} = file:get_cwd(),
+    ok = file:set_cwd(?config(priv_dir, Config)),
+    try
+        end_per_testcase(x, x),
+        {ok, _} = restart_with([{engine_path, "moved_engine"}]),
+        {ok, #{os_pid := Pid2}} = iommap:engine_info(),
+        ?assertEqual({ok, Dst}, file:read_link("/proc/" ++ integer_to_list(Pid2) ++ "/exe"))
+    after
+        file:set_cwd(Cwd)
+    end.
 
 missing_engine_is_named(Config) ->
     Missing = filename:join(?config(priv_dir, Config), "no_such_engine"),
