@@ -22,6 +22,7 @@ all_workloads() ->
      {"pread 4 KiB", read, 4096, 1},
      {"pread 64 KiB", read, 65536, 1},
      {"pread 1 MiB", read, 1 bsl 20, 1},
+     {"pwrite 64 B", write, 64, 1},
      {"pwrite 4 KiB", write, 4096, 1},
      {"pwrite 1 MiB", write, 1 bsl 20, 1},
      {"region_binary 1 MiB", region, 1 bsl 20, 1},

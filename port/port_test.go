@@ -213,7 +213,68 @@ func FuzzDecode(f *testing.F) {
 		if err == nil && req.id <= 0 {
 			t.Fatalf("accepted a request without an id: %#v", req)
 		}
+		// The hand decoder accepts only what decode reads the same way.
+		if fast, ok := fastDecode(frame); ok && (err != nil || !reflect.DeepEqual(fast, req)) {
+			t.Fatalf("fastDecode %#v, decode %#v %v", fast, req, err)
+		}
 	})
+}
+
+// Frames as OTP 25's term_to_binary writes them (printed by erl).
+func TestFastDecodeReadsOTPFrames(t *testing.T) {
+	for _, frame := range [][]byte{
+		{131, 104, 5, 97, 7, 100, 0, 5, 112, 114, 101, 97, 100, 97, 1, 97, 0, 97, 64},
+		{131, 104, 5, 98, 0, 1, 17, 112, 100, 0, 6, 112, 119, 114, 105, 116, 101, 97, 1, 110, 6, 0, 0, 0, 0, 0, 0, 1, 109, 0, 0, 0, 2, 97, 98},
+	} {
+		fast, ok := fastDecode(frame)
+		req, err := decode(frame)
+		if !ok || err != nil || !reflect.DeepEqual(fast, req) {
+			t.Fatalf("fastDecode %#v %v, decode %#v %v", fast, ok, req, err)
+		}
+	}
+}
+
+func TestFastDecodeAgreesWithDecode(t *testing.T) {
+	big64 := new(big.Int).SetUint64(1 << 63)
+	for _, c := range []struct {
+		name string
+		args []interface{}
+		fast bool
+	}{
+		{"a small pread", []interface{}{int32(7), atomT("pread"), 1, 0, 64}, true},
+		{"a pread with 4-byte integers", []interface{}{int32(70000), atomT("pread"), int32(300), int32(1 << 30), int32(4096)}, true},
+		{"a pread past 2^31", []interface{}{int32(9), atomT("pread"), 1, big64, 1}, true},
+		{"a pwrite", []interface{}{int32(8), atomT("pwrite"), 2, 10, []byte("data")}, true},
+		{"an empty pwrite", []interface{}{int32(8), atomT("pwrite"), 2, 10, []byte{}}, true},
+		{"a negative offset goes the general way", []interface{}{int32(8), atomT("pread"), 2, int32(-1), 1}, false},
+		{"a pwrite of a list goes the general way", []interface{}{int32(8), atomT("pwrite"), 2, 0, erlang.OtpErlangList{}}, false},
+		{"another op goes the general way", []interface{}{int32(8), atomT("truncate"), 2, 10, 1}, false},
+		{"a pread with too many arguments", []interface{}{int32(8), atomT("pread"), 2, 10, 1, 1}, false},
+		{"OTP 25's ATOM_EXT", []interface{}{int32(8), erlang.OtpErlangAtom("pwrite"), 2, 10, []byte("x")}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			frame := enc(t, c.args...)
+			fast, ok := fastDecode(frame)
+			if ok != c.fast {
+				t.Fatalf("fast %v, want %v", ok, c.fast)
+			}
+			if !ok {
+				return
+			}
+			req, err := decode(frame)
+			if err != nil || !reflect.DeepEqual(fast, req) {
+				t.Fatalf("fastDecode %#v, decode %#v %v", fast, req, err)
+			}
+			owned := fast.owned()
+			if fast.op == "pwrite" {
+				d := owned.args[2].(erlang.OtpErlangBinary).Value
+				frame[len(frame)-1] ^= 0xff
+				if len(d) > 0 && d[len(d)-1] == frame[len(frame)-1] {
+					t.Fatal("owned data still points into the frame")
+				}
+			}
+		})
+	}
 }
 
 // FuzzRun: any frame, run against a live mapping, gives exactly one

@@ -149,6 +149,10 @@ const inlineTerms = 4096
 // handle answers a frame on the main loop when it is cheap and the handle's
 // lock is free; otherwise it hands the request to a goroutine.
 func (s *Server) handle(f []byte) {
+	if req, ok := fastDecode(f); ok {
+		s.dispatch(req.owned, req)
+		return
+	}
 	terms, err := scan(f)
 	if err != nil {
 		s.batch = appendError(s.batch, peekID(f), "badarg")
@@ -172,12 +176,22 @@ func (s *Server) handle(f []byte) {
 		s.batch = appendError(s.batch, req.id, "badarg")
 		return
 	}
+	s.dispatch(nil, req)
+}
+
+// dispatch runs a decoded request on the main loop if it may, or on a
+// goroutine, after own (if any) has copied what still points into the
+// input buffer.
+func (s *Server) dispatch(own func() request, req request) {
 	if s.inline(req) {
 		b, busy := s.run(req, s.batch, false)
 		if !busy {
 			s.batch = b
 			return
 		}
+	}
+	if own != nil {
+		req = own()
 	}
 	s.spawn(func() []byte {
 		b, _ := s.run(req, nil, true)
