@@ -119,6 +119,9 @@ func mapFile(fd int, path string, mode Mode, opts Options) (*Mapping, error) {
 	if opts.Lock {
 		_ = unix.Mlock(data) // a hint: RLIMIT_MEMLOCK may refuse it
 	}
+	if opts.NoCache {
+		noCache(fd)
+	}
 	if opts.Populate && mapPopulate == 0 {
 		_ = unix.Madvise(data, unix.MADV_WILLNEED) // best effort where mmap cannot prefault
 	}

@@ -538,3 +538,54 @@ func TestReadAppendChecksBoundsThenLimit(t *testing.T) {
 		t.Fatalf("within: %q %v", b, err)
 	}
 }
+
+func TestReachableRefusesSizesTheFileCannotHave(t *testing.T) {
+	p := tempFile(t, []byte("keep me"))
+	fd, err := unix.Open(p, unix.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	unix.Fstat(fd, &st)
+	if err := reachable(fd, &st, 1<<20); err != nil {
+		t.Fatalf("1 MiB: %v", err)
+	}
+	if err := reachable(fd, &st, 1<<62); !errors.Is(err, unix.EFBIG) {
+		t.Fatalf("2^62, past any file system's largest file here: %v", err)
+	}
+	if free, ok := freeSpace(fd); ok {
+		if err := reachable(fd, &st, int64(free)+1<<30); !errors.Is(err, unix.ENOSPC) && !errors.Is(err, unix.EFBIG) {
+			t.Fatalf("1 GiB more than the free space: %v", err)
+		}
+	}
+	var old unix.Rlimit
+	unix.Getrlimit(unix.RLIMIT_FSIZE, &old)
+	lim := old
+	lim.Cur = 1 << 20
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Skipf("setrlimit: %v", err)
+	}
+	err = reachable(fd, &st, 2<<20)
+	unix.Setrlimit(unix.RLIMIT_FSIZE, &old)
+	if !errors.Is(err, unix.EFBIG) {
+		t.Fatalf("past RLIMIT_FSIZE: %v", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "keep me" {
+		t.Fatalf("the checks changed the file: %q", b)
+	}
+}
+
+func TestFailedGrowLeavesTheSize(t *testing.T) {
+	p := tempFile(t, []byte("0123456789"))
+	fd, _ := unix.Open(p, unix.O_RDWR, 0)
+	defer unix.Close(fd)
+	if err := grow(fd, 10, 1<<62); err == nil {
+		t.Fatal("grew to 2^62")
+	}
+	var st unix.Stat_t
+	unix.Fstat(fd, &st)
+	if st.Size != 10 {
+		t.Fatalf("size %d after a failed grow, want 10", st.Size)
+	}
+}

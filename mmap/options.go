@@ -36,8 +36,8 @@ type Options struct {
 	Truncate bool
 	Lock     bool // mlock; failure is ignored
 	Populate bool // MAP_POPULATE on Linux, a WILLNEED hint elsewhere
-	// NoCache is accepted for compatibility and does nothing (the NIF
-	// package uses it on macOS only).
+	// NoCache is F_NOCACHE on macOS, as in the NIF package; elsewhere it
+	// is accepted and does nothing.
 	NoCache bool
 }
 

@@ -22,3 +22,7 @@ func freeSpace(fd int) (uint64, bool) {
 	}
 	return fs.Bavail * uint64(fs.Bsize), true
 }
+
+// noCache turns off the unified buffer cache's caching of the file's data
+// (F_NOCACHE), as the NIF package does for the nocache option; a hint.
+func noCache(fd int) { _, _ = unix.FcntlInt(uintptr(fd), unix.F_NOCACHE, 1) }

@@ -53,3 +53,7 @@ func newStageFile() (int, error) {
 
 // DefaultStageKind: memfd, the fastest, is there on Linux.
 const DefaultStageKind = MemfdStages
+
+// noCache: Linux has no per-file switch for the page cache; nocache is
+// accepted and does nothing, as in the NIF package.
+func noCache(fd int) {}
