@@ -37,9 +37,9 @@ func fastDecode(f []byte) (req request, ok bool) {
 	// OTP 25 writes atoms as ATOM_EXT, OTP 26 and later as SMALL_ATOM_UTF8_EXT.
 	var n int
 	switch f[i] {
-	case tagSmallAtomUTF8, 115: // SMALL_ATOM_UTF8_EXT, SMALL_ATOM_EXT
+	case tagSmallAtomUTF8, tagSmallAtom:
 		n, i = int(f[i+1]), i+2
-	case 100, 118: // ATOM_EXT, ATOM_UTF8_EXT
+	case tagAtom, tagAtomUTF8:
 		n, i = int(binary.BigEndian.Uint16(f[i+1:])), i+3
 	default:
 		return request{}, false

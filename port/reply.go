@@ -6,18 +6,9 @@ import (
 	"github.com/okeuday/erlang_go/v2/erlang"
 )
 
-// ETF tags of the reply shapes we build by hand.
-const (
-	tagVersion        = 131
-	tagSmallInteger   = 97
-	tagInteger        = 98
-	tagSmallTuple     = 104
-	tagBinary         = 109
-	tagSmallBig       = 110
-	tagLargeBig       = 111
-	tagSmallAtomUTF8  = 119
-	replyPrefixLength = 4 + 1 + 2 + 5 // frame length, version, {2-tuple, INTEGER_EXT id
-)
+// The bytes before a reply's result: frame length, version, {2-tuple,
+// INTEGER_EXT id.
+const replyPrefixLength = 4 + 1 + 2 + 5
 
 // Every reply is {Id, Result} with Id always as INTEGER_EXT, so the Erlang
 // side can route a reply by matching its first nine bytes without decoding
@@ -152,10 +143,6 @@ func appendMismatch(b []byte, id int32, cur int64) []byte {
 
 // A list of binaries, {ok, [Bin, ...]}: LIST_EXT, then each element as
 // BINARY_EXT, then NIL_EXT. The Erlang side matches this shape as bytes.
-const (
-	tagNil  = 106
-	tagList = 108
-)
 
 func putUint32(b []byte, v uint32) { binary.BigEndian.PutUint32(b, v) }
 

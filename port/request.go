@@ -154,14 +154,14 @@ func (c *checker) check(i, depth int) (int, error) {
 			return 0, errMalformed
 		}
 		return need(1 + n)
-	case 118, 100: // ATOM_UTF8_EXT, ATOM_EXT
+	case tagAtomUTF8, tagAtom:
 		if len(f)-i < 2 {
 			return 0, errMalformed
 		}
 		n := int(binary.BigEndian.Uint16(f[i:]))
 		i += 2
 		return need(n)
-	case tagSmallAtomUTF8, 115: // SMALL_ATOM_EXT
+	case tagSmallAtomUTF8, tagSmallAtom:
 		if i >= len(f) {
 			return 0, errMalformed
 		}
@@ -175,16 +175,16 @@ func (c *checker) check(i, depth int) (int, error) {
 		n := int(binary.BigEndian.Uint32(f[i:]))
 		i += 4
 		return need(n)
-	case 106: // NIL_EXT
+	case tagNil:
 		return i, nil
-	case 107: // STRING_EXT
+	case tagString:
 		if len(f)-i < 2 {
 			return 0, errMalformed
 		}
 		n := int(binary.BigEndian.Uint16(f[i:]))
 		i += 2
 		return need(n)
-	case 108: // LIST_EXT: elements, then a tail
+	case tagList: // elements, then a tail
 		if len(f)-i < 4 {
 			return 0, errMalformed
 		}

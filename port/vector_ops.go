@@ -135,8 +135,8 @@ func (s *Server) pwriteMany(req request, wait bool) error {
 // With wait false (the main loop) a held lock gives busy, b unchanged, and
 // the request goes to a goroutine: an atomic behind a truncate or a big
 // write must not stall the engine for every other handle.
-func (s *Server) atomic(req request, b []byte, wait bool) ([]byte, bool) {
-	h, err := s.handleArg(req, atomicArgs(req.op))
+func (s *Server) atomic(req request, b []byte, nargs int, wait bool) ([]byte, bool) {
+	h, err := s.handleArg(req, nargs)
 	if err != nil {
 		return appendError(b, req.id, mmap.Atom(err)), false
 	}
@@ -175,17 +175,6 @@ func (s *Server) atomic(req request, b []byte, wait bool) ([]byte, bool) {
 		return appendError(b, req.id, mmap.Atom(err)), false
 	}
 	return appendOKInt(b, req.id, v), false
-}
-
-// atomicArgs is the argument count of each atomic request.
-func atomicArgs(op string) int {
-	switch op {
-	case "load":
-		return 2
-	case "add", "store":
-		return 3
-	}
-	return 4 // compare_exchange
 }
 
 // {Id, sync_range, H, Off, Len, sync | async} -> ok
