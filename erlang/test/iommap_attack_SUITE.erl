@@ -48,9 +48,7 @@ end_per_testcase(_, _Config) ->
 
 %% Every suite shares one priv_dir: names here start with attack_.
 file_of(Config, Name, Bytes) ->
-    P = filename:join(?config(priv_dir, Config), "attack_" ++ Name),
-    ok = file:write_file(P, Bytes),
-    P.
+    iommap_test_lib:file_in(?config(priv_dir, Config), "attack_" ++ Name, Bytes).
 
 %% A file of Size bytes with no blocks: a mapping this big costs nothing.
 sparse_file(Config, Name, Size) ->

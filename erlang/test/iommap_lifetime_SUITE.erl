@@ -27,9 +27,7 @@ end_per_testcase(_, _Config) ->
     ok.
 
 file_of(Config, Name, Size) ->
-    P = filename:join(?config(priv_dir, Config), Name),
-    ok = file:write_file(P, <<0:(Size * 8)>>),
-    P.
+    iommap_test_lib:file_in(?config(priv_dir, Config), Name, <<0:(Size * 8)>>).
 
 handles() ->
     {ok, #{handles := N}} = iommap:engine_info(),

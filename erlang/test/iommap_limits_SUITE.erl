@@ -35,9 +35,7 @@ os_pid() -> iommap_test_lib:engine_os_pid().
 
 
 file_of(Config, Name) ->
-    P = filename:join(?config(priv_dir, Config), Name),
-    ok = file:write_file(P, <<0:(4096 * 8)>>),
-    P.
+    iommap_test_lib:file_in(?config(priv_dir, Config), Name, <<0:(4096 * 8)>>).
 
 emfile_and_still_serving(Config) ->
     P = file_of(Config, "emfile"),

@@ -1,7 +1,14 @@
 %% Helpers shared by the suites and the soak: what the engine holds, read
 %% from /proc, and waiting for a condition.
 -module(iommap_test_lib).
--export([fds/1, rss_kib/1, wait_until/1, wait_until/2, with_env/3, engine_os_pid/0]).
+-export([fds/1, rss_kib/1, wait_until/1, wait_until/2, with_env/3, engine_os_pid/0, file_in/3]).
+
+%% A file Dir/Name holding Bytes; its path.
+-spec file_in(file:filename(), string(), iodata()) -> file:filename().
+file_in(Dir, Name, Bytes) ->
+    P = filename:join(Dir, Name),
+    ok = file:write_file(P, Bytes),
+    P.
 
 %% The OS pid of the running engine.
 -spec engine_os_pid() -> pos_integer().
