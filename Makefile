@@ -3,6 +3,7 @@
 #   make test    every test: Go (race detector, fuzz corpus), the end-to-end
 #                protocol test, EUnit and Common Test through rebar3
 #   make bench   iommap against file:pread/pwrite on a raw fd, same run
+#                (BENCH_FILE_VM=1: the file side in a VM of its own)
 #   make docs    edoc of the Erlang API into erlang/doc/
 #   make soak    2 minutes of mixed load (SOAK_SECONDS to change), with figures
 # Missing tools (Erlang/OTP, rebar3) are installed from Debian with apt-get
