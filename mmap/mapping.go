@@ -122,7 +122,7 @@ func mapFile(fd int, path string, mode Mode, opts Options) (*Mapping, error) {
 	if opts.NoCache {
 		noCache(fd)
 	}
-	if opts.Populate && mapPopulate == 0 {
+	if opts.Populate && populateByHint {
 		_ = unix.Madvise(data, unix.MADV_WILLNEED) // best effort where mmap cannot prefault
 	}
 	return &Mapping{fd: fd, data: data, mode: mode, opts: opts, path: path}, nil
