@@ -271,6 +271,13 @@ func (r *Stages) Len() int { return r.t.len() }
 // CloseAll closes every stage, and removes the directory of file stages.
 func (r *Stages) CloseAll() {
 	r.t.closeAll()
+	r.RemoveDir()
+}
+
+// RemoveDir removes the directory of file stages and any names left in it.
+// Stages in use go on: their files stay open, only the names go. The
+// engine calls it at exit even when requests it started are still running.
+func (r *Stages) RemoveDir() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.dir != "" {

@@ -90,6 +90,7 @@ func (s *Server) Serve() error {
 		s.reg.CloseAll()
 		s.stages.CloseAll()
 	case <-time.After(exitGrace):
+		s.stages.RemoveDir()
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, ErrClosedOutput) {
 		return nil

@@ -44,8 +44,8 @@ type proc struct {
 	out io.Reader
 }
 
-func start(t *testing.T) *proc {
-	cmd := exec.Command(engine)
+func start(t *testing.T, args ...string) *proc {
+	cmd := exec.Command(engine, args...)
 	in, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -357,5 +357,40 @@ func TestFIFOIsRefusedWithoutBlocking(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the engine did not exit after EOF")
+	}
+}
+
+// File stages (the default off Linux) through the real binary: the path
+// answered is a file in a private directory; its name goes at the first
+// transfer, and the directory when the engine exits.
+func TestFileStagesThroughTheRealBinary(t *testing.T) {
+	p := start(t, "-stages", "file")
+	path := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(path, []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := p.call(1, atom("open"), bin(path), atom("read_write"), atom("shared"), nil, erlang.OtpErlangList{}).(erlang.OtpErlangTuple)[1]
+	st := p.call(2, atom("stage_open")).(erlang.OtpErlangTuple)[1].(erlang.OtpErlangTuple)
+	stagePath := string(st[1].(erlang.OtpErlangBinary).Value)
+	dir := filepath.Dir(stagePath)
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("stage directory %s: %v %v", dir, fi, err)
+	}
+	f, err := os.OpenFile(stagePath, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	expect(t, "pread_staged", p.call(3, atom("pread_staged"), h, 2, 5, st[0]), atom("ok"))
+	got := make([]byte, 5)
+	f.ReadAt(got, 0)
+	expect(t, "staged bytes", string(got), "23456")
+	if _, err := os.Stat(stagePath); !os.IsNotExist(err) {
+		t.Fatalf("the stage's name outlived the first transfer: %v", err)
+	}
+	p.in.Close()
+	p.cmd.Wait()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the stage directory outlived the engine: %v", err)
 	}
 }
