@@ -9,8 +9,11 @@ import (
 	"reflect"
 	"regexp"
 	"testing"
+	"time"
 
+	"github.com/iommap/iommap/mmap"
 	"github.com/okeuday/erlang_go/v2/erlang"
+	"golang.org/x/sys/unix"
 )
 
 type atomT = erlang.OtpErlangAtomUTF8
@@ -402,5 +405,50 @@ func TestOperationsAreThoseOfTheProtocol(t *testing.T) {
 	}
 	if len(documented) < 20 {
 		t.Fatalf("read only %d requests from PROTOCOL.md", len(documented))
+	}
+}
+
+// A request that never finishes (here, one the test holds open) must not
+// keep the engine once its input has ended: Serve gives it exitGrace, then
+// returns, and the directory of file stages goes all the same.
+func TestServeEndsAfterTheGraceWhenARequestHangs(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	unix.SetNonblock(int(r.Fd()), true)
+	out, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cfg := DefaultConfig
+	cfg.Stages = mmap.FileStages
+	s := NewServer(cfg, int(r.Fd()), int(out.Fd()))
+	_, st, err := s.stages.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(st.Path())
+	s.wg.Add(1) // the stuck request
+	defer s.wg.Done()
+	w.Close()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- s.Serve() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(exitGrace + 5*time.Second):
+		t.Fatal("Serve waits for a stuck request without end")
+	}
+	if waited := time.Since(start); waited < exitGrace {
+		t.Fatalf("returned after %v, before the grace of %v", waited, exitGrace)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("stage directory left: %v", err)
 	}
 }
