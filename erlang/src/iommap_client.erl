@@ -65,18 +65,17 @@ call(#engine{handles = Handles} = E, H, Req) ->
 %% 2 GiB (counted exactly as encode/2 will write it) and lists of at most
 %% ?MAX_VECTOR elements. Past that: enomem or e2big.
 limit({pwrite, _, _, Size}) when Size > ?MAX_DATA -> enomem;
-limit({pwrite_many, Ws}) -> vector_limit(Ws, fun({Off, D}) -> 7 + int_size(Off) + iolist_size(D) end);
-limit({pread_many, Rs}) -> vector_limit(Rs, fun(_) -> 0 end);
-limit(_) -> ok.
-
-vector_limit(L, _) when length(L) > ?MAX_VECTOR -> e2big;
-vector_limit(L, Size) ->
-    case lists:sum(lists:map(Size, L)) > ?MAX_DATA of
+limit({Vector, L}) when (Vector =:= pwrite_many orelse Vector =:= pread_many),
+                        length(L) > ?MAX_VECTOR -> e2big;
+limit({pwrite_many, Ws}) ->
+    %% each piece: {2-tuple, the offset, BINARY_EXT header, the data
+    Bytes = lists:foldl(fun({Off, D}, Acc) -> Acc + 7 + iommap_codec:int_size(Off) + iolist_size(D) end,
+                        0, Ws),
+    case Bytes > ?MAX_DATA of
         true -> enomem;
         false -> ok
-    end.
-
-int_size(I) -> iommap_codec:int_size(I).
+    end;
+limit(_) -> ok.
 
 %% A request too large to send still answers in the documented order: a
 %% closed handle, then the mode, then the bounds, and only then the size.

@@ -22,7 +22,7 @@
 -define(HELLO_TIMEOUT, 10000).
 %% How often entries of dead callers are swept from the pending table.
 -define(SWEEP_MS, 5000).
-%% Replies this big are let go of at once after routing (see let_go/1).
+%% Replies this big are let go of at once after routing (see let_go/2).
 -define(LET_GO_BYTES, 262144).
 %% Restart back-off (see backoff/0): an engine that lived less than
 %% ?STABLE_MS counts as flapping; each flap in a row doubles the wait before
@@ -130,7 +130,7 @@ handle_call({stage_open, Pid}, From, St0) ->
             {noreply, St#st{stages = N + 1}}
     end;
 handle_call(stage_count, _From, #st{stages = N} = St) ->
-    sweep(St),
+    sweep(St), % info/0 asks this just before it counts the pending requests
     {reply, N, St};
 handle_call(_Msg, _From, St) ->
     {reply, {error, badarg}, St}.
