@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/big"
 
+	"github.com/iommap/iommap/mmap"
 	"github.com/okeuday/erlang_go/v2/erlang"
 )
 
@@ -20,6 +21,11 @@ type request struct {
 	id   int32
 	op   string
 	args []interface{}
+	// The list of a pread_many or pwrite_many that fastDecode read, typed.
+	// args[1], where decode puts the list, is then nil. Both are nil when
+	// decode read the request.
+	ranges []mmap.Range
+	pieces []mmap.Piece
 }
 
 // decode turns a frame into a request: scan, then decodeScanned.

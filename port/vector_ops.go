@@ -43,6 +43,9 @@ func pairs(v interface{}) ([]erlang.OtpErlangTuple, bool) {
 }
 
 func ranges(req request) ([]mmap.Range, bool) {
+	if req.ranges != nil {
+		return req.ranges, len(req.args) == 2
+	}
 	if len(req.args) != 2 {
 		return nil, false
 	}
@@ -63,6 +66,9 @@ func ranges(req request) ([]mmap.Range, bool) {
 }
 
 func pieces(req request) ([]mmap.Piece, bool) {
+	if req.pieces != nil {
+		return req.pieces, len(req.args) == 2
+	}
 	if len(req.args) != 2 {
 		return nil, false
 	}
@@ -210,6 +216,16 @@ func (s *Server) resident(req request) (uint64, error) {
 // arguments cannot be read (it is then not run inline). It walks the list
 // without building anything: run parses it properly.
 func vectorSize(req request) uint64 {
+	var total uint64
+	for _, r := range req.ranges {
+		total += min(r.Len, math.MaxUint32)
+	}
+	for _, p := range req.pieces {
+		total += uint64(len(p.Data))
+	}
+	if req.ranges != nil || req.pieces != nil {
+		return total
+	}
 	if len(req.args) != 2 {
 		return math.MaxUint64
 	}
@@ -217,7 +233,6 @@ func vectorSize(req request) uint64 {
 	if !ok {
 		return math.MaxUint64
 	}
-	var total uint64
 	for _, e := range l {
 		t, ok := e.(erlang.OtpErlangTuple)
 		if !ok || len(t) != 2 {

@@ -77,9 +77,14 @@ decode(Frame) ->
 binaries(0, <<106>>, Acc) -> lists:reverse(Acc);
 binaries(N, <<109, Len:32, B:Len/binary, Rest/binary>>, Acc) -> binaries(N - 1, Rest, [B | Acc]).
 
+%% The encoding of a non-negative integer without the version byte, as
+%% term_to_binary/1 writes it (built here: term_to_binary and a
+%% binary_part for each piece were most of a pwrite_many's encoding time).
+int_ext(I) when I < 256 -> <<97, I>>;
+int_ext(I) when I < 16#80000000 -> <<98, I:32>>;
 int_ext(I) ->
-    B = term_to_binary(I),
-    binary_part(B, 1, byte_size(B) - 1).
+    Digits = binary:encode_unsigned(I, little),
+    <<110, (byte_size(Digits)), 0, Digits/binary>>.
 
 %% @doc The bytes of a non-negative integer's encoding without the version
 %% byte, as int_ext/1 writes it: SMALL_INTEGER_EXT, INTEGER_EXT or
