@@ -174,6 +174,26 @@ report(Res) ->
                    [Name, fmt(MI), fmt(MF), mbs(MI, bytes(Op, Size)), mbs(MF, bytes(Op, Size)),
                     MI / MF, spread(I), spread(F)])
      end || {Name, Op, Size, _} <- workloads()],
+    against_itself(Res).
+
+%% iommap against itself, in the same run: what a write costs against a
+%% read of the same size (time per call, so 1.0x is the same cost), and how
+%% many times faster one pwrite_many is than the same pieces in 64 calls.
+against_itself(Res) ->
+    Pairs = [{"pwrite 64 B costs", "pwrite 64 B", "pread 64 B", "of pread 64 B"},
+             {"pwrite 4 KiB costs", "pwrite 4 KiB", "pread 4 KiB", "of pread 4 KiB"},
+             {"pwrite_many 64 x 64 B runs", "64 x 64 B pwrite, 64 calls", "64 x 64 B pwrite, one call",
+              "the rate of 64 pwrite calls"},
+             {"pread_many 64 x 64 B runs", "64 x 64 B, 64 calls", "64 x 64 B, one call",
+              "the rate of 64 pread calls"}],
+    Lines = [{What, median(maps:get({Slow, iommap}, Res)), median(maps:get({Fast, iommap}, Res)), Of}
+             || {What, Slow, Fast, Of} <- Pairs,
+                maps:is_key({Slow, iommap}, Res), maps:is_key({Fast, iommap}, Res)],
+    case Lines of
+        [] -> ok;
+        _ -> io:format("~niommap against itself (medians of this run):~n")
+    end,
+    [io:format("  ~s ~.2fx ~s~n", [What, Fast / Slow, Of]) || {What, Slow, Fast, Of} <- Lines],
     ok.
 
 bytes(Op, Size) when Op =:= many; Op =:= calls64; Op =:= wmany; Op =:= wcalls64 -> 64 * Size;
