@@ -35,6 +35,8 @@
 -define(MAX_DATA, (16#7FFFFFFF - 64)).
 %% Longest list one request may carry (port.MaxVector).
 -define(MAX_VECTOR, 65536).
+%% A read or write this big takes the engine 30 µs or more (see wait/2).
+-define(LONG_BYTES, 65536).
 
 %% @doc The running engine, or undefined if none has been started.
 -spec engine() -> #engine{} | undefined.
@@ -212,7 +214,7 @@ close_stage(_) -> ok.
 with_owner(info, Owner, {ok, Info}) -> {ok, Info#{owner => Owner}};
 with_owner(_, _, Result) -> Result.
 
-send(#engine{server = S, port = Port, pending = Pending, ids = Ids}, Req) ->
+send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, Req) ->
     Alias = erlang:monitor(process, S, [{alias, demonitor}]),
     try
         %% The pid lets the engine server sweep the entry if this process
@@ -221,20 +223,50 @@ send(#engine{server = S, port = Port, pending = Pending, ids = Ids}, Req) ->
         true = erlang:port_command(Port, iommap_codec:encode(Id, Req)),
         Id
     of
-        _ -> wait(Alias)
+        _ -> wait(Alias, spins(E, Req))
     catch
         error:badarg ->
             erlang:demonitor(Alias, [flush]),
             {error, closed}
     end.
 
-wait(Alias) ->
+%% Waiting for the reply. A scheduler with nothing to run goes to sleep
+%% after a short busy wait, and waking it again costs the engine's reply
+%% write and this call 10-30 µs on a VM: as much as a whole small call. A
+%% small call's reply comes within that busy wait; a long request's (a
+%% vector, 64 KiB or more, a staged copy: 10-100 µs in the engine) mostly
+%% does not. So for those the caller yields up to wait_spin times first
+%% (600: about 100 µs when nothing else runs), checking for its reply: its
+%% scheduler stays awake, and other processes run in between.
+%% docs/PERFORMANCE.md, "Waiting for a long call".
+wait(Alias, Spins) when Spins > 0 ->
     receive
-        {Alias, Reply} ->
-            erlang:demonitor(Alias, [flush]),
-            iommap_codec:decode(Reply);
-        {'DOWN', Alias, process, _, _} ->
-            {error, closed}
+        {Alias, _} = Msg -> answer(Alias, Msg);
+        {'DOWN', Alias, process, _, _} = Msg -> answer(Alias, Msg)
+    after 0 ->
+        erlang:yield(),
+        wait(Alias, Spins - 1)
+    end;
+wait(Alias, _) ->
+    receive
+        {Alias, _} = Msg -> answer(Alias, Msg);
+        {'DOWN', Alias, process, _, _} = Msg -> answer(Alias, Msg)
+    end.
+
+answer(Alias, {Alias, Reply}) ->
+    erlang:demonitor(Alias, [flush]),
+    iommap_codec:decode(Reply);
+answer(_, {'DOWN', _, process, _, _}) ->
+    {error, closed}.
+
+%% Whether a request is long enough to wait for with yields (see wait/2).
+spins(#engine{wait_spin = N}, {_, Req}) ->
+    case Req of
+        {V, _} when V =:= pread_many; V =:= pwrite_many -> N;
+        {pread, _, Len} when Len >= ?LONG_BYTES -> N;
+        {pwrite, _, _, Size} when Size >= ?LONG_BYTES -> N;
+        {S, _, _, _} when S =:= pread_staged; S =:= pwrite_staged -> N;
+        _ -> 0
     end.
 
 %% @doc Opens through the engine server, which records the handle and

@@ -83,6 +83,7 @@ init([]) ->
             {os_pid, OsPid} = erlang:port_info(Port, os_pid),
             E = #engine{server = self(), port = Port, version = Vsn, os_pid = OsPid,
                         stage_min = iommap_env:get(stage_min),
+                        wait_spin = iommap_env:get(wait_spin),
                         pending = ets:new(iommap_pending, [public, set, {write_concurrency, true}]),
                         handles = ets:new(iommap_handles, [protected, set, {read_concurrency, true}]),
                         ids = atomics:new(1, [{signed, false}])},

@@ -5,7 +5,8 @@
 
 -export([validate/0, get/1, engine_path/0]).
 
--type key() :: engine_path | spin_us | pipe_size | engine_threads | stage_min | stage_max | stage_kind.
+-type key() :: engine_path | spin_us | pipe_size | engine_threads | stage_min | stage_max | stage_kind
+             | wait_spin.
 
 %% {Key, Default, Check, what a valid value is}
 specs() ->
@@ -20,7 +21,9 @@ specs() ->
      {stage_max, 64, fun(V) -> is_integer(V) andalso V >= 0 end,
       "a non-negative integer: how many processes may hold a stage at once"},
      {stage_kind, auto, fun(V) -> lists:member(V, [auto, memfd, file, none]) end,
-      "auto (memfd on Linux, file elsewhere), memfd, file or none"}].
+      "auto (memfd on Linux, file elsewhere), memfd, file or none"},
+     {wait_spin, 600, fun(V) -> is_integer(V) andalso V >= 0 end,
+      "a non-negative integer: how many times a caller of a long request yields before it blocks"}].
 
 %% @doc Checks every key; the first wrong one is the error.
 -spec validate() -> ok | {error, {invalid_env, key(), term(), string()}}.
@@ -45,7 +48,7 @@ check_path() ->
     end.
 
 %% @doc The value of a key, or its default.
--spec get(spin_us | pipe_size | engine_threads | stage_min | stage_max | stage_kind) ->
+-spec get(spin_us | pipe_size | engine_threads | stage_min | stage_max | stage_kind | wait_spin) ->
           non_neg_integer() | infinity | atom().
 get(K) ->
     {K, Default, _, _} = lists:keyfind(K, 1, specs()),

@@ -8,7 +8,8 @@
     ids     :: atomics:atomics_ref(),
     version :: binary(),            %% the engine's, from its hello
     os_pid  :: non_neg_integer(),   %% the engine's
-    stage_min :: pos_integer() | infinity %% reads and writes this big go through a stage
+    stage_min :: pos_integer() | infinity, %% reads and writes this big go through a stage
+    wait_spin :: non_neg_integer()         %% yields before blocking on a long request's reply
 }).
 
 -define(ENGINE_KEY, {iommap, engine}).

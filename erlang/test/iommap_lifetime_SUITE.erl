@@ -4,7 +4,7 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, init_per_testcase/2, end_per_testcase/2]).
--export([owner_death_closes_handles/1, controlling_process_hands_over/1,
+-export([engine_death_wakes_a_yielding_caller/1, owner_death_closes_handles/1, controlling_process_hands_over/1,
          engine_kill_loses_no_acknowledged_write/1, engine_kill_repeated/1,
          many_processes_at_once/1, close_races_with_calls/1,
          reload_and_purge_with_handles_in_use/1, works_with_no_start_call/1,
@@ -18,7 +18,7 @@ all() ->
      disk_full_is_enospc_not_sigbus, truncation_storm, atomics_across_os_processes,
      engine_kill_loses_no_acknowledged_write, engine_kill_repeated,
      engine_kill_during_staged_writes, stage_is_replaced_after_engine_restart,
-     stage_max_bounds_the_stages].
+     stage_max_bounds_the_stages, engine_death_wakes_a_yielding_caller].
 
 init_per_testcase(_, Config) ->
     Config.
@@ -402,3 +402,28 @@ atomics_across_os_processes(Config) ->
            [N, N, element(2, iommap:load(H, 64))]),
     catch port_close(Port), % closed already if its owner, Other, has exited
     ok = iommap:close(H).
+
+%% A caller of a long request yields for its reply before it blocks
+%% (wait_spin). An engine that dies while it yields still wakes it at once
+%% with {error, closed}: here the yielding would last far longer than the
+%% test (10^9 yields) if only the reply could end it.
+engine_death_wakes_a_yielding_caller(Config) ->
+    iommap_test_lib:with_env(wait_spin, 1000000000, fun() -> yielding_caller(Config) end).
+
+yielding_caller(Config) ->
+    P = file_of(Config, "yield", 4096),
+    {ok, H} = iommap:open(P, read_write, []),
+    %% a long request is answered while the caller yields, as it should be
+    ?assertEqual(ok, iommap:pwrite_many(H, [{0, <<"ab">>}, {100, <<"cd">>}])),
+    ?assertEqual({ok, [<<"ab">>, <<"cd">>]}, iommap:pread_many(H, [{0, 2}, {100, 2}])),
+    OsPid = iommap_test_lib:engine_os_pid(),
+    os:cmd("kill -STOP " ++ integer_to_list(OsPid)),
+    Self = self(),
+    Caller = spawn(fun() -> Self ! {answer, self(), iommap:pwrite_many(H, [{0, <<"x">>}])} end),
+    timer:sleep(200), % it has sent, and yields
+    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    receive
+        {answer, Caller, Answer} -> ?assertEqual({error, closed}, Answer)
+    after 5000 ->
+        ct:fail("the yielding caller was not woken by the engine's death")
+    end.
