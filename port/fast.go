@@ -56,10 +56,14 @@ func fastDecode(f []byte) (req request, ok bool) {
 		}
 	case arity == 4 && bytes.Equal(name, opPreadMany):
 		req.op, req.args = "pread_many", make([]interface{}, 2)
-		ok = c.boxedUint(&req.args[0]) && c.ranges(&req)
+		if ok = c.boxedUint(&req.args[0]); ok {
+			req.ranges, ok = listOf(&c, c.rangeElem)
+		}
 	case arity == 4 && bytes.Equal(name, opPwriteMany):
 		req.op, req.args = "pwrite_many", make([]interface{}, 2)
-		ok = c.boxedUint(&req.args[0]) && c.pieces(&req)
+		if ok = c.boxedUint(&req.args[0]); ok {
+			req.pieces, ok = listOf(&c, c.pieceElem)
+		}
 	default:
 		return request{}, false
 	}
@@ -234,47 +238,37 @@ func (c *cursor) list() (n int, nonEmpty bool, ok bool) {
 	return 0, false, false
 }
 
-// pair reads the head of a 2-tuple.
-func (c *cursor) pair() bool { return c.next(tagSmallTuple) && c.next(2) }
-
-// ranges reads [{Off, Len}] into req.ranges.
-func (c *cursor) ranges(req *request) bool {
+// listOf reads a proper list of at most fastVectorMax 2-tuples, each
+// tuple's two elements read by elem into its element of the slice (never
+// nil, so an empty list is told from none).
+func listOf[T any](c *cursor, elem func(*T) bool) ([]T, bool) {
 	n, nonEmpty, ok := c.list()
 	if !ok {
-		return false
+		return nil, false
 	}
-	rs := make([]mmap.Range, n)
-	for k := range rs {
-		var ok1, ok2 bool
-		ok = c.pair()
-		rs[k].Off, _, ok1 = c.uint()
-		rs[k].Len, _, ok2 = c.uint()
-		if !ok || !ok1 || !ok2 {
-			return false
+	out := make([]T, n)
+	for k := range out {
+		if !c.next(tagSmallTuple) || !c.next(2) || !elem(&out[k]) {
+			return nil, false
 		}
 	}
-	req.ranges = rs
-	return !nonEmpty || c.next(tagNil)
+	return out, !nonEmpty || c.next(tagNil)
 }
 
-// pieces reads [{Off, Data}] into req.pieces; the data stays in f.
-func (c *cursor) pieces(req *request) bool {
-	n, nonEmpty, ok := c.list()
-	if !ok {
-		return false
-	}
-	ps := make([]mmap.Piece, n)
-	for k := range ps {
-		var ok1, ok2 bool
-		ok = c.pair()
-		ps[k].Off, _, ok1 = c.uint()
-		ps[k].Data, ok2 = c.binary()
-		if !ok || !ok1 || !ok2 {
-			return false
-		}
-	}
-	req.pieces = ps
-	return !nonEmpty || c.next(tagNil)
+// rangeElem reads {Off, Len}'s elements.
+func (c *cursor) rangeElem(r *mmap.Range) bool {
+	var ok1, ok2 bool
+	r.Off, _, ok1 = c.uint()
+	r.Len, _, ok2 = c.uint()
+	return ok1 && ok2
+}
+
+// pieceElem reads {Off, Data}'s elements; the data stays in f.
+func (c *cursor) pieceElem(p *mmap.Piece) bool {
+	var ok1, ok2 bool
+	p.Off, _, ok1 = c.uint()
+	p.Data, ok2 = c.binary()
+	return ok1 && ok2
 }
 
 // owned gives the request its own copy of data that points into the input
