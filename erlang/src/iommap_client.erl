@@ -238,7 +238,7 @@ send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, Req) ->
 %% does not. So for those the caller yields up to wait_spin times first
 %% (600: about 100 µs when nothing else runs), checking for its reply: its
 %% scheduler stays awake, and other processes run in between.
-%% docs/PERFORMANCE.md, "Waiting for a long call".
+%% docs/PERFORMANCE.md, "a caller that waits awake".
 wait(Alias, Spins) when Spins > 0 ->
     receive
         {Alias, _} = Msg -> answer(Alias, Msg);
