@@ -235,10 +235,12 @@ send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, Req) ->
 %% write and this call 10-30 µs on a VM: as much as a whole small call. A
 %% small call's reply comes within that busy wait; a long request's (a
 %% vector, 64 KiB or more, a staged copy: 10-100 µs in the engine) mostly
-%% does not. So for those the caller yields up to wait_spin times first
-%% (600: about 100 µs when nothing else runs), checking for its reply: its
-%% scheduler stays awake, and other processes run in between.
-%% docs/PERFORMANCE.md, "a caller that waits awake".
+%% does not. So the caller of a long request yields up to wait_spin times
+%% (600: about 100 µs), checking for its reply between, and its scheduler
+%% stays awake. Only when it is the one request in flight: with others in
+%% flight the schedulers have work anyway, and callers that spun would
+%% take the CPU the engine needs (on 2 cores, 4 of them made everyone 20%
+%% slower). docs/PERFORMANCE.md, "a caller that waits awake".
 wait(Alias, Spins) when Spins > 0 ->
     receive
         {Alias, _} = Msg -> answer(Alias, Msg);
@@ -259,14 +261,19 @@ answer(Alias, {Alias, Reply}) ->
 answer(_, {'DOWN', _, process, _, _}) ->
     {error, closed}.
 
-%% Whether a request is long enough to wait for with yields (see wait/2).
-spins(#engine{wait_spin = N}, {_, Req}) ->
-    case Req of
-        {V, _} when V =:= pread_many; V =:= pwrite_many -> N;
-        {pread, _, Len} when Len >= ?LONG_BYTES -> N;
-        {pwrite, _, _, Size} when Size >= ?LONG_BYTES -> N;
-        {S, _, _, _} when S =:= pread_staged; S =:= pwrite_staged -> N;
-        _ -> 0
+%% How many times to yield for the reply of Req (see wait/2): wait_spin
+%% for a long request that is the only one in flight, else none.
+spins(#engine{wait_spin = N, pending = Pending}, {_, Req}) ->
+    Long = case Req of
+               {V, _} when V =:= pread_many; V =:= pwrite_many -> true;
+               {pread, _, Len} -> Len >= ?LONG_BYTES;
+               {pwrite, _, _, Size} -> Size >= ?LONG_BYTES;
+               {S, _, _, _} -> S =:= pread_staged orelse S =:= pwrite_staged;
+               _ -> false
+           end,
+    case Long andalso ets:info(Pending, size) =:= 1 of
+        true -> N;
+        false -> 0
     end.
 
 %% @doc Opens through the engine server, which records the handle and
