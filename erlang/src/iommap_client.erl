@@ -264,17 +264,16 @@ answer(_, {'DOWN', _, process, _, _}) ->
 %% How many times to yield for the reply of Req (see wait/2): wait_spin
 %% for a long request that is the only one in flight, else none.
 spins(#engine{wait_spin = N, pending = Pending}, {_, Req}) ->
-    Long = case Req of
-               {V, _} when V =:= pread_many; V =:= pwrite_many -> true;
-               {pread, _, Len} -> Len >= ?LONG_BYTES;
-               {pwrite, _, _, Size} -> Size >= ?LONG_BYTES;
-               {S, _, _, _} -> S =:= pread_staged orelse S =:= pwrite_staged;
-               _ -> false
-           end,
-    case Long andalso ets:info(Pending, size) =:= 1 of
+    case long(Req) andalso ets:info(Pending, size) =:= 1 of
         true -> N;
         false -> 0
     end.
+
+long({V, _}) when V =:= pread_many; V =:= pwrite_many -> true;
+long({pread, _, Len}) -> Len >= ?LONG_BYTES;
+long({pwrite, _, _, Size}) -> Size >= ?LONG_BYTES;
+long({S, _, _, _}) -> S =:= pread_staged orelse S =:= pwrite_staged;
+long(_) -> false.
 
 %% @doc Opens through the engine server, which records the handle and
 %% monitors its owner. Starts the application on first use.
