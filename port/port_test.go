@@ -510,3 +510,46 @@ func TestServeEndsAfterTheGraceWhenARequestHangs(t *testing.T) {
 		t.Fatalf("stage directory left: %v", err)
 	}
 }
+
+// Whether a request runs on the main loop depends on the bytes it moves,
+// not on which decoder read it: a fast-decoded vector over InlineMax must
+// go to a goroutine as the general one does.
+func TestInlineBySizeWhicheverDecoderReadIt(t *testing.T) {
+	s := NewServer(DefaultConfig, -1, -1)
+	max := s.cfg.InlineMax
+	piece := func(n int) erlang.OtpErlangTuple { return erlang.OtpErlangTuple{0, make([]byte, n)} }
+	rng := func(n int) erlang.OtpErlangTuple { return erlang.OtpErlangTuple{0, int32(n)} }
+	for _, c := range []struct {
+		name   string
+		args   []interface{}
+		inline bool
+	}{
+		{"a pread of InlineMax runs inline", []interface{}{atomT("pread"), 1, 0, int32(max)}, true},
+		{"a pread past InlineMax does not", []interface{}{atomT("pread"), 1, 0, int32(max + 1)}, false},
+		{"a pwrite of InlineMax runs inline", []interface{}{atomT("pwrite"), 1, 0, make([]byte, max)}, true},
+		{"a pwrite past InlineMax does not", []interface{}{atomT("pwrite"), 1, 0, make([]byte, max+1)}, false},
+		{"pread_many ranges adding up to InlineMax run inline", []interface{}{atomT("pread_many"), 1, list(rng(max/2), rng(max/2))}, true},
+		{"pread_many ranges adding up past it do not", []interface{}{atomT("pread_many"), 1, list(rng(max/2), rng(max/2+1))}, false},
+		{"pwrite_many pieces adding up to InlineMax run inline", []interface{}{atomT("pwrite_many"), 1, list(piece(max/2), piece(max/2))}, true},
+		{"pwrite_many pieces adding up past it do not", []interface{}{atomT("pwrite_many"), 1, list(piece(max/2), piece(max/2+1))}, false},
+		{"an empty pwrite_many runs inline", []interface{}{atomT("pwrite_many"), 1, list()}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			frame := enc(t, append([]interface{}{int32(5)}, c.args...)...)
+			fast, ok := fastDecode(frame)
+			if !ok {
+				t.Fatal("not read by the hand decoder")
+			}
+			general, err := decode(frame)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.inline(fast); got != c.inline {
+				t.Fatalf("hand-decoded: inline %v, want %v", got, c.inline)
+			}
+			if got := s.inline(general); got != c.inline {
+				t.Fatalf("decoded: inline %v, want %v", got, c.inline)
+			}
+		})
+	}
+}
