@@ -74,11 +74,10 @@ main() ->
 point(Side, {_, Op, Size, NProc}, Path, Ms) ->
     Parent = self(),
     Data = crypto:strong_rand_bytes(Size),
-    Opener = opener(Side, Path),
-    Setup = fun() -> Opener() end,
-    H0 = case Side of iommap -> Setup(); file -> none end,
+    Open = opener(Side, Path),
+    H0 = case Side of iommap -> Open(); file -> none end,
     Pids = [spawn_link(fun() ->
-                               H = case Side of iommap -> H0; file -> Setup() end,
+                               H = case Side of iommap -> H0; file -> Open() end,
                                F = op(Side, Op, H, Size, Data),
                                receive go -> ok end,
                                T0 = erlang:monotonic_time(microsecond),
@@ -86,11 +85,8 @@ point(Side, {_, Op, Size, NProc}, Path, Ms) ->
                                T1 = erlang:monotonic_time(microsecond),
                                Parent ! {done, self(), N * 1.0e6 / (T1 - T0)}
                        end) || _ <- lists:seq(1, NProc)],
-    _ = [F() || F <- [fun() -> warm(Side, H0, Size) end]],
     [P ! go || P <- Pids],
     lists:sum([receive {done, P, R} -> R end || P <- Pids]).
-
-warm(_, _, _) -> ok.
 
 %% A point of the file side in a VM of its own, started for it.
 file_point_vm(W, Path, Ms) ->
