@@ -138,6 +138,21 @@ func (h *Handle) Truncate(n uint64) error {
 	return m.Truncate(n)
 }
 
+// Check answers what a read (or with write, a write) of the bytes up to end
+// would be answered before it touched memory: ErrClosed, ErrNoAccess or
+// ErrBounds, else nil.
+func (h *Handle) Check(write bool, end uint64) error {
+	m, err := h.shared(true)
+	if err != nil {
+		return err
+	}
+	defer h.mu.RUnlock()
+	if (write && !m.mode.CanWrite()) || (!write && !m.mode.CanRead()) {
+		return ErrNoAccess
+	}
+	return m.Range(0, end)
+}
+
 // Info describes the mapping for introspection.
 type Info struct {
 	Path string

@@ -39,6 +39,7 @@ func init() {
 		"advise":           {run: withErr((*Server).advise), fuzzable: true},
 		"position":         {run: (*Server).positionOp, inline: always, fuzzable: true},
 		"info":             {run: (*Server).infoOp, fuzzable: true},
+		"check":            {run: withErr((*Server).check), fuzzable: true},
 		"pread_many":       {run: (*Server).preadMany, inline: vectorSized, fuzzable: true},
 		"pwrite_many":      {run: withWait((*Server).pwriteMany), inline: vectorSized, fuzzable: true},
 		"add":              {run: atomicOp(3), inline: always, fuzzable: true},

@@ -202,6 +202,23 @@ func (s *Server) advise(req request) error {
 	return h.Advise(off, n, hint)
 }
 
+// {Id, check, H, read | write, End}: what a request on H that reads or
+// writes bytes up to End would be answered before it ran: closed, then
+// eacces, then out_of_bounds, else ok. The Erlang side asks it for a request
+// too large to send, so that one still answers in the documented order.
+func (s *Server) check(req request) error {
+	h, err := s.handleArg(req, 3)
+	if err != nil {
+		return err
+	}
+	access, _ := argAtom(req, 1)
+	end, ok := argUint(req, 2)
+	if !ok || (access != "read" && access != "write") {
+		return mmap.ErrBadArg
+	}
+	return h.Check(access == "write", end)
+}
+
 // {Id, info, H}
 func (s *Server) info(req request) (map[interface{}]interface{}, error) {
 	h, err := s.handleArg(req, 1)
