@@ -2,19 +2,26 @@ package port
 
 import (
 	"errors"
+	"math"
 
 	"github.com/iommap/iommap/mmap"
+	"github.com/okeuday/erlang_go/v2/erlang"
+	"golang.org/x/sys/unix"
 )
 
-// operation is one request of PROTOCOL.md: how it runs, whether it may run
-// on the main loop, and whether the fuzzer may run it. The table below is
-// the one place that names them.
+// operation is one row of PROTOCOL.md's request table: the op's name, its
+// arguments' kinds in wire order (decode reads them into the request's
+// typed fields), how it runs, whether it may run on the main loop, and
+// whether the fuzzer may run it.
 type operation struct {
+	name string
+	args []argKind
 	// run executes the request and appends its reply frame to b. With wait
 	// false (the main loop) it gives up, returning busy and b unchanged,
-	// rather than wait for a lock.
+	// rather than wait for a lock. A request whose first argument is a
+	// handle gets it looked up (closed, if it is not open) before run.
 	run func(s *Server, req request, b []byte, wait bool) (out []byte, busy bool)
-	// inline tells whether this request may run on the main loop: it must
+	// inline tells whether the request may run on the main loop: it must
 	// be cheap (small, or constant work). nil: never.
 	inline func(s *Server, req request) bool
 	// fuzzable: FuzzRun may run it against its one live mapping (not one
@@ -22,80 +29,81 @@ type operation struct {
 	fuzzable bool
 }
 
-// operations is filled in init: its entries refer to Server methods that
-// look it up themselves.
-var operations map[string]operation
-
-func init() {
-	operations = map[string]operation{
-		"hello":            {run: (*Server).hello, fuzzable: true},
-		"stats":            {run: (*Server).stats, fuzzable: true},
-		"open":             {run: withID((*Server).open)},
-		"close":            {run: withErr((*Server).close)},
-		"pread":            {run: (*Server).pread, inline: sizedBy(2), fuzzable: true},
-		"pwrite":           {run: withWait((*Server).pwrite), inline: dataSized, fuzzable: true},
-		"sync":             {run: withErr((*Server).sync), fuzzable: true},
-		"truncate":         {run: withErr((*Server).truncate)},
-		"advise":           {run: withErr((*Server).advise), fuzzable: true},
-		"position":         {run: (*Server).positionOp, inline: always, fuzzable: true},
-		"info":             {run: (*Server).infoOp, fuzzable: true},
-		"check":            {run: withErr((*Server).check), fuzzable: true},
-		"pread_many":       {run: (*Server).preadMany, inline: vectorSized, fuzzable: true},
-		"pwrite_many":      {run: withWait((*Server).pwriteMany), inline: vectorSized, fuzzable: true},
-		"add":              {run: atomicOp(3), inline: always, fuzzable: true},
-		"compare_exchange": {run: atomicOp(4), inline: always, fuzzable: true},
-		"load":             {run: atomicOp(2), inline: always, fuzzable: true},
-		"store":            {run: atomicOp(3), inline: always, fuzzable: true},
-		"sync_range":       {run: withErr((*Server).syncRange), fuzzable: true},
-		"resident":         {run: withID((*Server).resident), fuzzable: true},
-		"stage_open":       {run: (*Server).stageOpenOp},
-		"stage_close":      {run: withErr((*Server).stageClose)},
-		"pread_staged":     {run: withWait((*Server).staged), inline: sizedBy(2), fuzzable: true},
-		"pwrite_staged":    {run: withWait((*Server).staged), inline: sizedBy(2), fuzzable: true},
-	}
+// operations is the one place that names the requests; a new request is a
+// new row here and in PROTOCOL.md (a test checks they agree).
+var operations = []operation{
+	{name: "hello", run: (*Server).hello, fuzzable: true},
+	{name: "open", args: []argKind{argPath, argMode, argSharing, argSize, argFlags}, run: withUint((*Server).open)},
+	{name: "close", args: []argKind{argHandle}, run: withErr((*Server).close)},
+	{name: "pread", args: []argKind{argHandle, argOff, argLen}, run: (*Server).pread, inline: smallLen, fuzzable: true},
+	{name: "pwrite", args: []argKind{argHandle, argOff, argData}, run: withWait((*Server).pwrite), inline: smallData, fuzzable: true},
+	{name: "sync", args: []argKind{argHandle, argSyncMode}, run: withErr((*Server).sync), fuzzable: true},
+	{name: "truncate", args: []argKind{argHandle, argSize}, run: withErr((*Server).truncate)},
+	{name: "advise", args: []argKind{argHandle, argOff, argLen, argHint}, run: withErr((*Server).advise), fuzzable: true},
+	{name: "position", args: []argKind{argHandle}, run: withWaitUint((*Server).position), inline: always, fuzzable: true},
+	{name: "info", args: []argKind{argHandle}, run: (*Server).info, fuzzable: true},
+	{name: "check", args: []argKind{argHandle, argAccess, argEnd}, run: withErr((*Server).check), fuzzable: true},
+	{name: "stats", run: (*Server).stats, fuzzable: true},
+	{name: "pread_many", args: []argKind{argHandle, argRanges}, run: (*Server).preadMany, inline: smallVector, fuzzable: true},
+	{name: "pwrite_many", args: []argKind{argHandle, argPieces}, run: withWait((*Server).pwriteMany), inline: smallVector, fuzzable: true},
+	{name: "add", args: []argKind{argHandle, argOff, argValue}, run: withInt((*Server).add), inline: always, fuzzable: true},
+	{name: "compare_exchange", args: []argKind{argHandle, argOff, argValue, argValue2}, run: (*Server).compareExchange, inline: always, fuzzable: true},
+	{name: "load", args: []argKind{argHandle, argOff}, run: withInt((*Server).load), inline: always, fuzzable: true},
+	{name: "store", args: []argKind{argHandle, argOff, argValue}, run: withWait((*Server).store), inline: always, fuzzable: true},
+	{name: "sync_range", args: []argKind{argHandle, argOff, argLen, argSyncMode}, run: withErr((*Server).syncRange), fuzzable: true},
+	{name: "resident", args: []argKind{argHandle, argOff, argLen}, run: withUint((*Server).resident), fuzzable: true},
+	{name: "stage_open", run: (*Server).stageOpen},
+	{name: "stage_close", args: []argKind{argStage}, run: withErr((*Server).stageClose)},
+	{name: "pread_staged", args: []argKind{argHandle, argOff, argLen, argStage}, run: withWait((*Server).preadStaged), inline: smallLen, fuzzable: true},
+	{name: "pwrite_staged", args: []argKind{argHandle, argOff, argLen, argStage}, run: withWait((*Server).pwriteStaged), inline: smallLen, fuzzable: true},
 }
 
-// run executes req (see operation.run); an unknown op is badarg.
-func (s *Server) run(req request, b []byte, wait bool) ([]byte, bool) {
-	op, ok := operations[req.op]
-	if !ok {
-		return appendError(b, req.id, "badarg"), false
+// operationsByName indexes the table for decode.
+var operationsByName = func() map[string]*operation {
+	m := make(map[string]*operation, len(operations))
+	for i := range operations {
+		m[operations[i].name] = &operations[i]
 	}
-	return op.run(s, req, b, wait)
+	return m
+}()
+
+// run executes a decoded request (see operation.run).
+func (s *Server) run(req request, b []byte, wait bool) ([]byte, bool) {
+	if len(req.op.args) > 0 && req.op.args[0] == argHandle {
+		h, err := s.reg.Get(req.h)
+		if err != nil {
+			return appendError(b, req.id, mmap.Atom(err)), false
+		}
+		req.handle = h
+	}
+	return req.op.run(s, req, b, wait)
 }
 
 // inline tells whether req may run on the main loop.
 func (s *Server) inline(req request) bool {
-	op, ok := operations[req.op]
-	return ok && op.inline != nil && op.inline(s, req)
+	return req.op.inline != nil && req.op.inline(s, req)
 }
 
-// Inline policies.
+// Inline policies: constant work, or at most InlineMax bytes moved.
 
 func always(*Server, request) bool { return true }
 
-// sizedBy: the byte count in args[i] is at most InlineMax.
-func sizedBy(i int) func(*Server, request) bool {
-	return func(s *Server, req request) bool {
-		n, ok := argUint(req, i)
-		return ok && n <= uint64(s.cfg.InlineMax)
+func smallLen(s *Server, req request) bool { return req.n <= uint64(s.cfg.InlineMax) }
+
+func smallData(s *Server, req request) bool { return len(req.data) <= s.cfg.InlineMax }
+
+func smallVector(s *Server, req request) bool {
+	var total uint64
+	for _, r := range req.ranges {
+		total += min(r.Len, math.MaxUint32)
 	}
-}
-
-// dataSized: a pwrite's data is at most InlineMax.
-func dataSized(s *Server, req request) bool {
-	if len(req.args) != 3 {
-		return false
+	for _, p := range req.pieces {
+		total += uint64(len(p.Data))
 	}
-	d, ok := binArg(req.args[2])
-	return ok && len(d) <= s.cfg.InlineMax
+	return total <= uint64(s.cfg.InlineMax)
 }
 
-func vectorSized(s *Server, req request) bool {
-	return vectorSize(req) <= uint64(s.cfg.InlineMax)
-}
-
-// Adapters from the shapes the operations return to a reply.
+// Adapters from what a handler returns to its reply.
 
 // reply turns an error into the reply: busy, {error, R} or ok.
 func reply(b []byte, req request, err error) ([]byte, bool) {
@@ -118,10 +126,14 @@ func withWait(f func(*Server, request, bool) error) func(*Server, request, []byt
 	}
 }
 
-// withID: an operation answering {ok, N}.
-func withID(f func(*Server, request) (uint64, error)) func(*Server, request, []byte, bool) ([]byte, bool) {
-	return func(s *Server, req request, b []byte, _ bool) ([]byte, bool) {
-		n, err := f(s, req)
+// withUint: a handler answering {ok, N}.
+func withUint(f func(*Server, request) (uint64, error)) func(*Server, request, []byte, bool) ([]byte, bool) {
+	return withWaitUint(func(s *Server, req request, _ bool) (uint64, error) { return f(s, req) })
+}
+
+func withWaitUint(f func(*Server, request, bool) (uint64, error)) func(*Server, request, []byte, bool) ([]byte, bool) {
+	return func(s *Server, req request, b []byte, wait bool) ([]byte, bool) {
+		n, err := f(s, req, wait)
 		if err != nil {
 			return reply(b, req, err)
 		}
@@ -129,16 +141,111 @@ func withID(f func(*Server, request) (uint64, error)) func(*Server, request, []b
 	}
 }
 
-func atomicOp(nargs int) func(*Server, request, []byte, bool) ([]byte, bool) {
+// withInt: a handler answering {ok, V} for a signed V.
+func withInt(f func(*Server, request, bool) (int64, error)) func(*Server, request, []byte, bool) ([]byte, bool) {
 	return func(s *Server, req request, b []byte, wait bool) ([]byte, bool) {
-		return s.atomic(req, b, nargs, wait)
+		v, err := f(s, req, wait)
+		if err != nil {
+			return reply(b, req, err)
+		}
+		return appendOKInt(b, req.id, v), false
 	}
 }
+
+func atom(s string) erlang.OtpErlangAtomUTF8 { return erlang.OtpErlangAtomUTF8(s) }
+
+// The handlers, one per row, in the table's order. The handle's own checks
+// (closed, then the mode, then the bounds) are the engine's (mmap).
 
 // {Id, hello} -> {ok, {ProtocolVersion, Version}}
 func (s *Server) hello(req request, b []byte, _ bool) ([]byte, bool) {
 	return appendOKTerm(b, req.id, []interface{}{ProtocolVersion, []byte(Version)}), false
 }
+
+// {Id, open, Path, Mode, Sharing, Size, Flags} -> {ok, H}
+func (s *Server) open(req request) (uint64, error) {
+	if req.opts.Size >= 0 && req.n > math.MaxInt64 { // no file can be that large
+		return 0, unix.EFBIG
+	}
+	m, err := mmap.Open(string(req.data), req.mode, req.opts)
+	if err != nil {
+		return 0, err
+	}
+	return s.reg.Add(m), nil
+}
+
+// {Id, close, H}
+func (s *Server) close(req request) error { return s.reg.Close(req.h) }
+
+// {Id, pread, H, Off, Len} -> {ok, Binary}: the data is copied from the
+// mapping straight into the reply, after the header that announces it; if
+// the read fails, both are taken back and an error goes in their place.
+func (s *Server) pread(req request, b []byte, wait bool) ([]byte, bool) {
+	mark := len(b)
+	b = appendDataHeader(b, req.id, int(min(req.n, MaxFrame)))
+	b, err := req.handle.ReadAppend(b, req.off, req.n, MaxFrame-dataReplyHeader, wait)
+	if err != nil {
+		return reply(b[:mark], req, err)
+	}
+	return b, false
+}
+
+// {Id, pwrite, H, Off, Data}
+func (s *Server) pwrite(req request, wait bool) error {
+	return req.handle.WriteAt(req.data, req.off, wait)
+}
+
+// {Id, sync, H, sync | async}
+func (s *Server) sync(req request) error { return req.handle.Sync(req.async) }
+
+// {Id, truncate, H, Size}
+func (s *Server) truncate(req request) error {
+	if req.opts.Size < 0 { // undefined
+		return mmap.ErrBadArg
+	}
+	return req.handle.Truncate(req.n)
+}
+
+// {Id, advise, H, Off, Len, Hint}
+func (s *Server) advise(req request) error { return req.handle.Advise(req.off, req.n, req.hint) }
+
+// {Id, position, H} -> {ok, Size}
+func (s *Server) position(req request, wait bool) (uint64, error) {
+	n, err := req.handle.Len(wait)
+	return uint64(n), err
+}
+
+// {Id, info, H} -> {ok, #{path, mode, size, options}}
+func (s *Server) info(req request, b []byte, _ bool) ([]byte, bool) {
+	in, err := req.handle.Info()
+	if err != nil {
+		return reply(b, req, err)
+	}
+	opts := []interface{}{atom("shared")}
+	if in.Opts.Private {
+		opts[0] = atom("private")
+	}
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{in.Opts.Lock, "lock"}, {in.Opts.Populate, "populate"}, {in.Opts.NoCache, "nocache"}} {
+		if f.on {
+			opts = append(opts, atom(f.name))
+		}
+	}
+	return appendOKTerm(b, req.id, map[interface{}]interface{}{
+		atom("path"):    []byte(in.Path),
+		atom("mode"):    atom(in.Mode.String()),
+		atom("size"):    in.Size,
+		atom("options"): erlang.OtpErlangList{Value: opts},
+	}), false
+}
+
+// {Id, check, H, read | write, End}: what a read (write) of the bytes up to
+// End would be answered before it ran: closed, eacces, out_of_bounds, or
+// ok. The Erlang side asks it for a request too large to send, so that one
+// still answers in the documented order.
+func (s *Server) check(req request) error { return req.handle.Check(req.write, req.n) }
 
 // {Id, stats} -> {ok, #{handles, in_flight, stages}}
 func (s *Server) stats(req request, b []byte, _ bool) ([]byte, bool) {
@@ -149,22 +256,103 @@ func (s *Server) stats(req request, b []byte, _ bool) ([]byte, bool) {
 	}), false
 }
 
-func (s *Server) positionOp(req request, b []byte, wait bool) ([]byte, bool) {
-	n, err := s.position(req, wait)
+// {Id, pread_many, H, [{Off, Len}]} -> {ok, [Binary]}
+func (s *Server) preadMany(req request, b []byte, wait bool) ([]byte, bool) {
+	overhead := uint64(64 + 5*len(req.ranges)) // reply header, and a BINARY_EXT header each
+	if overhead > MaxFrame {
+		return reply(b, req, mmap.ErrNoMemory)
+	}
+	mark := len(b)
+	b, start := beginReply(b, req.id)
+	b = appendOKTuple(b)
+	if len(req.ranges) > 0 {
+		b = append(b, tagList, 0, 0, 0, 0)
+		putUint32(b[len(b)-4:], uint32(len(req.ranges)))
+	}
+	b, err := req.handle.ReadMany(b, req.ranges, MaxFrame-overhead, appendBinaryHeader, wait)
+	if err != nil {
+		return reply(b[:mark], req, err)
+	}
+	return endReply(append(b, tagNil), start), false
+}
+
+// {Id, pwrite_many, H, [{Off, Binary}]}
+func (s *Server) pwriteMany(req request, wait bool) error {
+	return req.handle.WriteMany(req.pieces, wait)
+}
+
+// Atomics. With wait false (the main loop) a held lock gives busy, and the
+// request goes to a goroutine: an atomic behind a truncate or a big write
+// must not stall the engine for every other handle.
+
+// {Id, add, H, Off, Incr} -> {ok, Old}
+func (s *Server) add(req request, wait bool) (int64, error) {
+	return req.handle.Add(req.off, req.vals[0], wait)
+}
+
+// {Id, compare_exchange, H, Off, Expected, New} -> ok | {error, {mismatch, Current}}
+func (s *Server) compareExchange(req request, b []byte, wait bool) ([]byte, bool) {
+	cur, err := req.handle.CompareExchange(req.off, req.vals[0], req.vals[1], wait)
+	switch {
+	case err != nil:
+		return reply(b, req, err)
+	case cur != req.vals[0]:
+		return appendMismatch(b, req.id, cur), false
+	}
+	return appendOK(b, req.id), false
+}
+
+// {Id, load, H, Off} -> {ok, Value}
+func (s *Server) load(req request, wait bool) (int64, error) {
+	return req.handle.Load(req.off, wait)
+}
+
+// {Id, store, H, Off, Value}
+func (s *Server) store(req request, wait bool) error {
+	return req.handle.Store(req.off, req.vals[0], wait)
+}
+
+// {Id, sync_range, H, Off, Len, sync | async}
+func (s *Server) syncRange(req request) error {
+	return req.handle.SyncRange(req.off, req.n, req.async)
+}
+
+// {Id, resident, H, Off, Len} -> {ok, Bytes}
+func (s *Server) resident(req request) (uint64, error) {
+	return req.handle.Resident(req.off, req.n)
+}
+
+// Staged transfers: bulk bytes through a stage the calling Erlang process
+// also has open, instead of through the pipe (see mmap.Stage).
+
+// {Id, stage_open} -> {ok, {S, Path}}: the Erlang side opens Path.
+func (s *Server) stageOpen(req request, b []byte, _ bool) ([]byte, bool) {
+	id, st, err := s.stages.Open()
 	if err != nil {
 		return reply(b, req, err)
 	}
-	return appendOKUint(b, req.id, uint64(n)), false
+	return appendOKTerm(b, req.id, erlang.OtpErlangTuple{int(id), []byte(st.Path())}), false
 }
 
-func (s *Server) infoOp(req request, b []byte, _ bool) ([]byte, bool) {
-	info, err := s.info(req)
+// {Id, stage_close, S}
+func (s *Server) stageClose(req request) error { return s.stages.Close(req.stage) }
+
+// {Id, pread_staged, H, Off, Len, S}: a closed handle first (run looked it
+// up), then an unknown stage (badarg: the caller's stage, not its handle, is
+// gone), then the mode and bounds, as pread checks them.
+func (s *Server) preadStaged(req request, wait bool) error {
+	st, err := s.stages.Get(req.stage)
 	if err != nil {
-		return reply(b, req, err)
+		return mmap.ErrBadArg
 	}
-	return appendOKTerm(b, req.id, info), false
+	return req.handle.ReadToStage(st, req.off, req.n, wait)
 }
 
-func (s *Server) stageOpenOp(req request, b []byte, _ bool) ([]byte, bool) {
-	return s.stageOpen(req, b), false
+// {Id, pwrite_staged, H, Off, Len, S}
+func (s *Server) pwriteStaged(req request, wait bool) error {
+	st, err := s.stages.Get(req.stage)
+	if err != nil {
+		return mmap.ErrBadArg
+	}
+	return req.handle.WriteFromStage(st, req.off, req.n, wait)
 }

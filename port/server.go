@@ -34,10 +34,17 @@ type Config struct {
 	InlineMax int
 	// Stages is where stages live (see mmap.StageKind).
 	Stages mmap.StageKind
+	// ExitGrace bounds how long the engine waits, once its input has
+	// ended, for the requests it started. Nobody can read their replies
+	// any more; the wait only lets writes in progress finish. A request
+	// stuck in the kernel (a file system that does not answer) must not
+	// keep the engine, and the mappings it holds, alive after the VM is
+	// gone.
+	ExitGrace time.Duration
 }
 
 // DefaultConfig is what the engine runs with unless told otherwise.
-var DefaultConfig = Config{Spin: 50 * time.Microsecond, InlineMax: 64 << 10, Stages: mmap.DefaultStageKind}
+var DefaultConfig = Config{Spin: 50 * time.Microsecond, InlineMax: 64 << 10, Stages: mmap.DefaultStageKind, ExitGrace: 2 * time.Second}
 
 // flushAt bounds how many reply bytes the main loop gathers before writing.
 const flushAt = 1 << 20
@@ -67,15 +74,8 @@ func NewServer(cfg Config, inFd, outFd int) *Server {
 	return s
 }
 
-// exitGrace bounds how long the engine waits, once its input has ended,
-// for the requests it started. Nobody can read their replies any more; the
-// wait only lets writes in progress finish. A request stuck in the kernel
-// (a file system that does not answer) must not keep the engine, and the
-// mappings it holds, alive after the VM is gone.
-const exitGrace = 2 * time.Second
-
 // Serve runs until the input ends. Requests already started get up to
-// exitGrace to finish, then every mapping is closed (or, if some are still
+// ExitGrace to finish, then every mapping is closed (or, if some are still
 // in use, left to the exit that follows); io.EOF is a clean end and gives
 // nil.
 func (s *Server) Serve() error {
@@ -89,7 +89,7 @@ func (s *Server) Serve() error {
 	case <-done:
 		s.reg.CloseAll()
 		s.stages.CloseAll()
-	case <-time.After(exitGrace):
+	case <-time.After(s.cfg.ExitGrace):
 		s.stages.RemoveDir()
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, ErrClosedOutput) {
@@ -98,36 +98,58 @@ func (s *Server) Serve() error {
 	return err
 }
 
-// loop: take every complete frame that is buffered, answering fast requests
-// at once into one batch; write the batch; only then read (and maybe wait).
-// With many callers this coalesces replies into one write for free.
+// loop is the data path: read a frame, handle it (decode, then run it here
+// or on a goroutine), and write the replies. Replies of the main loop
+// gather in one batch, written when no complete frame is left to read (or
+// at flushAt), so with many callers one write carries many replies.
 func (s *Server) loop() error {
 	for {
-		for {
-			f, ok, err := s.in.Frame()
-			if errors.Is(err, ErrFrameTooLarge) {
-				// Only its head was read: answer it, the rest is skipped.
-				s.batch = appendError(s.batch, peekID(f), "enomem")
-				continue
-			}
-			if err != nil {
+		f, err := s.readFrame()
+		if errors.Is(err, ErrFrameTooLarge) {
+			// Only its head was read: answer it, the rest is skipped.
+			s.batch = appendError(s.batch, peekID(f), "enomem")
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.handle(f)
+		if len(s.batch) >= flushAt {
+			if err := s.flush(); err != nil {
 				return err
 			}
-			if !ok {
-				break
-			}
-			s.handle(f)
-			if len(s.batch) >= flushAt {
-				if err := s.flush(); err != nil {
-					return err
-				}
-			}
+		}
+	}
+}
+
+// handle decodes a frame and dispatches the request. A frame that is not a
+// request is answered badarg at once; one whose list is too long for the
+// main loop is decoded again on a goroutine.
+func (s *Server) handle(f []byte) {
+	req, err := decode(f, inlineList)
+	switch {
+	case errors.Is(err, errLongList):
+		s.decodeAside(f)
+	case err != nil:
+		s.batch = appendError(s.batch, req.id, "badarg")
+	default:
+		s.dispatch(req)
+	}
+}
+
+// readFrame gives the next frame; before it waits for more input, it
+// writes the replies gathered so far.
+func (s *Server) readFrame() ([]byte, error) {
+	for {
+		f, ok, err := s.in.Frame()
+		if ok || err != nil {
+			return f, err
 		}
 		if err := s.flush(); err != nil {
-			return err
+			return nil, err
 		}
 		if err := s.in.Fill(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 }
@@ -141,49 +163,9 @@ func (s *Server) flush() error {
 	return err
 }
 
-// inlineTerms is the most terms a frame may hold and still be decoded on
-// the main loop: about a millisecond of erlang_go's time. A bigger one (a
-// long pread_many or pwrite_many) is copied and decoded on its goroutine,
-// so it never holds up the small calls of other processes.
-const inlineTerms = 4096
-
-// handle answers a frame on the main loop when it is cheap and the handle's
-// lock is free; otherwise it hands the request to a goroutine.
-func (s *Server) handle(f []byte) {
-	if req, ok := fastDecode(f); ok {
-		s.dispatch(req.owned, req)
-		return
-	}
-	terms, err := scan(f)
-	if err != nil {
-		s.batch = appendError(s.batch, peekID(f), "badarg")
-		return
-	}
-	if terms > inlineTerms {
-		// The frame lives in the input buffer only until the next read.
-		f = bytes.Clone(f)
-		s.spawn(func() []byte {
-			req, err := decodeScanned(f)
-			if err != nil {
-				return appendError(nil, req.id, "badarg")
-			}
-			b, _ := s.run(req, nil, true)
-			return b
-		})
-		return
-	}
-	req, err := decodeScanned(f)
-	if err != nil {
-		s.batch = appendError(s.batch, req.id, "badarg")
-		return
-	}
-	s.dispatch(nil, req)
-}
-
-// dispatch runs a decoded request on the main loop if it may, or on a
-// goroutine, after own (if any) has copied what still points into the
-// input buffer.
-func (s *Server) dispatch(own func() request, req request) {
+// dispatch runs a request on the main loop when it is cheap and its
+// handle's lock is free; otherwise it hands it to a goroutine.
+func (s *Server) dispatch(req request) {
 	if s.inline(req) {
 		b, busy := s.run(req, s.batch, false)
 		if !busy {
@@ -191,10 +173,27 @@ func (s *Server) dispatch(own func() request, req request) {
 			return
 		}
 	}
-	if own != nil {
-		req = own()
-	}
+	s.runAside(req.owned())
+}
+
+// runAside runs req on its own goroutine. (A function of its own, so that
+// only this path moves the request to the heap.)
+func (s *Server) runAside(req request) {
 	s.spawn(func() []byte {
+		b, _ := s.run(req, nil, true)
+		return b
+	})
+}
+
+// decodeAside decodes and runs, on its own goroutine, a frame whose list is
+// too long for the main loop.
+func (s *Server) decodeAside(f []byte) {
+	f = bytes.Clone(f) // the frame lives in the input buffer only until the next read
+	s.spawn(func() []byte {
+		req, err := decode(f, MaxVector)
+		if err != nil {
+			return appendError(nil, req.id, "badarg")
+		}
 		b, _ := s.run(req, nil, true)
 		return b
 	})

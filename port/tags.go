@@ -1,7 +1,7 @@
 package port
 
 // The external term format's tags that the engine reads or writes by hand
-// (the request check, the fast decoder, the reply writer).
+// (the decoder and the reply writer).
 const (
 	tagVersion       = 131
 	tagSmallInteger  = 97  // SMALL_INTEGER_EXT
@@ -9,7 +9,6 @@ const (
 	tagAtom          = 100 // ATOM_EXT (OTP 25's atoms)
 	tagSmallTuple    = 104 // SMALL_TUPLE_EXT
 	tagNil           = 106 // NIL_EXT
-	tagString        = 107 // STRING_EXT
 	tagList          = 108 // LIST_EXT
 	tagBinary        = 109 // BINARY_EXT
 	tagSmallBig      = 110 // SMALL_BIG_EXT

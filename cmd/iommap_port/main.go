@@ -3,10 +3,12 @@
 // frames of the external term format on stdin and stdout (see
 // port/PROTOCOL.md), logs only to stderr, and exits 0 when stdin closes.
 //
-// The data path: port.Input reads a frame, port.decode turns it into a
-// request, the Server runs it against the mmap.Registry (on the main loop
-// when it is small, on a goroutine when it is slow), and the reply goes out
-// through port.Output, batched with the others that are ready.
+// The data path, all in port.Server.loop: readFrame takes the next frame
+// from port.Input; decode reads it, in one pass, into a typed request by
+// its row of the operations table; dispatch runs it against the
+// mmap.Registry, on the main loop when it is small (run) or on a goroutine
+// when it is slow (runAside); the reply goes out through port.Output,
+// batched by flush with the others that are ready.
 package main
 
 import (
