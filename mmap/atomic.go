@@ -46,15 +46,52 @@ func (h *Handle) word(off uint64, read, write, wait bool) (*uint64, error) {
 	return w, nil
 }
 
-// Add adds incr (wrapping, two's complement) and returns the old value.
-func (h *Handle) Add(off uint64, incr int64, wait bool) (old int64, err error) {
+// RMW is a read-modify-write of a word: the word becomes op(old, v).
+type RMW uint8
+
+// The read-modify-writes of the API. Arithmetic wraps (two's complement).
+const (
+	RMWAdd RMW = iota
+	RMWSub
+	RMWAnd
+	RMWOr
+	RMWXor
+	RMWExchange
+)
+
+// Modify applies op with v to the word at off in one atomic step and
+// returns the old value.
+func (h *Handle) Modify(off uint64, op RMW, v int64, wait bool) (old int64, err error) {
 	w, err := h.word(off, true, true, wait)
 	if err != nil {
 		return 0, err
 	}
 	defer h.mu.RUnlock()
 	defer unprotect(protect(), &err)
-	return int64(atomic.AddUint64(w, uint64(incr)) - uint64(incr)), nil
+	u := uint64(v)
+	switch op {
+	case RMWAdd:
+		return int64(atomic.AddUint64(w, u) - u), nil
+	case RMWSub:
+		return int64(atomic.AddUint64(w, -u) + u), nil
+	case RMWAnd:
+		return int64(atomic.AndUint64(w, u)), nil
+	case RMWOr:
+		return int64(atomic.OrUint64(w, u)), nil
+	case RMWExchange:
+		return int64(atomic.SwapUint64(w, u)), nil
+	}
+	for { // RMWXor: no instruction for it; a strong compare-and-swap loop
+		old := atomic.LoadUint64(w)
+		if atomic.CompareAndSwapUint64(w, old, old^u) {
+			return int64(old), nil
+		}
+	}
+}
+
+// Add adds incr (wrapping) and returns the old value.
+func (h *Handle) Add(off uint64, incr int64, wait bool) (old int64, err error) {
+	return h.Modify(off, RMWAdd, incr, wait)
 }
 
 // CompareExchange stores new if the word holds expected. It returns the

@@ -68,6 +68,13 @@ func openFile(path string, mode Mode, opts Options) (fd int, created bool, err e
 		fd, err = unix.Open(path, mode.openFlags(), 0)
 		return fd, false, err
 	}
+	if err == nil && opts.Chmod {
+		if err = unix.Fchmod(fd, opts.Perm); err != nil {
+			unix.Close(fd)
+			os.Remove(path)
+			return -1, false, err
+		}
+	}
 	return fd, err == nil, err
 }
 
@@ -303,12 +310,19 @@ func (m *Mapping) Truncate(n uint64) error {
 	return unix.Munmap(old)
 }
 
-// Close unmaps and closes the file. The Mapping must not be used after.
+// Close unmaps and closes the file, and with DeleteOnClose removes its
+// path (a file already gone is no error). The Mapping must not be used
+// after.
 func (m *Mapping) Close() error {
 	err := unix.Munmap(m.data)
 	m.data = nil
 	if cerr := unix.Close(m.fd); err == nil {
 		err = cerr
+	}
+	if m.opts.DeleteOnClose {
+		if uerr := unix.Unlink(m.path); err == nil && !errors.Is(uerr, unix.ENOENT) {
+			err = uerr
+		}
 	}
 	return err
 }

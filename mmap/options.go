@@ -39,6 +39,13 @@ type Options struct {
 	// NoCache is F_NOCACHE on macOS, as in the NIF package; elsewhere it
 	// is accepted and does nothing.
 	NoCache bool
+	// Chmod sets the permission bits of a file that Create makes to Perm,
+	// exactly (fchmod, so the umask does not apply). Without it such a
+	// file is created 0644, less the umask.
+	Chmod bool
+	Perm  uint32
+	// DeleteOnClose unlinks the file's path when the mapping is closed.
+	DeleteOnClose bool
 }
 
 func (m Mode) prot() int {

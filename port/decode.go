@@ -24,7 +24,7 @@ type request struct {
 	vals   [2]int64     // argValue, argValue2: an atomic's operands
 	data   []byte       // argData, argPath
 	mode   mmap.Mode    // argMode
-	opts   mmap.Options // argSharing, argSize (Size), argFlags
+	opts   mmap.Options // argSharing, argSize (Size), argPerm, argFlags
 	async  bool         // argSyncMode
 	write  bool         // argAccess
 	hint   mmap.Advice  // argHint
@@ -53,6 +53,7 @@ const (
 	argMode                    // read | write | read_write: mode
 	argSharing                 // shared | private: opts.Private
 	argSize                    // non-negative integer or undefined: opts.Size, n
+	argPerm                    // integer 0..8#7777 or undefined: opts.Chmod, opts.Perm
 	argFlags                   // list of atoms: opts (unknown ones ignored)
 	argSyncMode                // sync | async: async
 	argAccess                  // read | write: write
@@ -148,6 +149,8 @@ func (c *cursor) arg(k argKind, req *request, maxList int) error {
 		req.opts.Private = i == 1
 	case argSize:
 		return c.size(req)
+	case argPerm:
+		return c.perm(&req.opts)
 	case argFlags:
 		return c.flags(&req.opts)
 	case argSyncMode:
@@ -209,6 +212,25 @@ func (c *cursor) size(req *request) error {
 	return nil
 }
 
+// perm reads open's permission bits for a file it creates: an integer of
+// at most 12 bits, or undefined (0644 less the umask).
+func (c *cursor) perm(opts *mmap.Options) error {
+	start := c.i
+	if name, ok := c.atom(); ok {
+		if string(name) != "undefined" {
+			return errMalformed
+		}
+		return nil
+	}
+	c.i = start
+	n, ok := c.uint()
+	if !ok || n > 0o7777 {
+		return errMalformed
+	}
+	opts.Chmod, opts.Perm = true, uint32(n)
+	return nil
+}
+
 // flags reads open's list of flag atoms. Unknown atoms are ignored, as the
 // Erlang side ignores unknown options.
 func (c *cursor) flags(opts *mmap.Options) error {
@@ -232,6 +254,8 @@ func (c *cursor) flags(opts *mmap.Options) error {
 			opts.Populate = true
 		case "nocache":
 			opts.NoCache = true
+		case "delete_on_close":
+			opts.DeleteOnClose = true
 		}
 	}
 	return c.tail(cons)

@@ -33,7 +33,7 @@ type operation struct {
 // new row here and in PROTOCOL.md (a test checks they agree).
 var operations = []operation{
 	{name: "hello", run: (*Server).hello, fuzzable: true},
-	{name: "open", args: []argKind{argPath, argMode, argSharing, argSize, argFlags}, run: withUint((*Server).open)},
+	{name: "open", args: []argKind{argPath, argMode, argSharing, argSize, argPerm, argFlags}, run: withUint((*Server).open)},
 	{name: "close", args: []argKind{argHandle}, run: withErr((*Server).close)},
 	{name: "pread", args: []argKind{argHandle, argOff, argLen}, run: (*Server).pread, inline: smallLen, fuzzable: true},
 	{name: "pwrite", args: []argKind{argHandle, argOff, argData}, run: withWait((*Server).pwrite), inline: smallData, fuzzable: true},
@@ -46,7 +46,12 @@ var operations = []operation{
 	{name: "stats", run: (*Server).stats, fuzzable: true},
 	{name: "pread_many", args: []argKind{argHandle, argRanges}, run: (*Server).preadMany, inline: smallVector, fuzzable: true},
 	{name: "pwrite_many", args: []argKind{argHandle, argPieces}, run: withWait((*Server).pwriteMany), inline: smallVector, fuzzable: true},
-	{name: "add", args: []argKind{argHandle, argOff, argValue}, run: withInt((*Server).add), inline: always, fuzzable: true},
+	{name: "add", args: []argKind{argHandle, argOff, argValue}, run: modify(mmap.RMWAdd), inline: always, fuzzable: true},
+	{name: "sub", args: []argKind{argHandle, argOff, argValue}, run: modify(mmap.RMWSub), inline: always, fuzzable: true},
+	{name: "bit_and", args: []argKind{argHandle, argOff, argValue}, run: modify(mmap.RMWAnd), inline: always, fuzzable: true},
+	{name: "bit_or", args: []argKind{argHandle, argOff, argValue}, run: modify(mmap.RMWOr), inline: always, fuzzable: true},
+	{name: "bit_xor", args: []argKind{argHandle, argOff, argValue}, run: modify(mmap.RMWXor), inline: always, fuzzable: true},
+	{name: "exchange", args: []argKind{argHandle, argOff, argValue}, run: modify(mmap.RMWExchange), inline: always, fuzzable: true},
 	{name: "compare_exchange", args: []argKind{argHandle, argOff, argValue, argValue2}, run: (*Server).compareExchange, inline: always, fuzzable: true},
 	{name: "load", args: []argKind{argHandle, argOff}, run: withInt((*Server).load), inline: always, fuzzable: true},
 	{name: "store", args: []argKind{argHandle, argOff, argValue}, run: withWait((*Server).store), inline: always, fuzzable: true},
@@ -162,7 +167,7 @@ func (s *Server) hello(req request, b []byte, _ bool) ([]byte, bool) {
 	return appendOKTerm(b, req.id, []interface{}{ProtocolVersion, []byte(Version)}), false
 }
 
-// {Id, open, Path, Mode, Sharing, Size, Flags} -> {ok, H}
+// {Id, open, Path, Mode, Sharing, Size, Perm, Flags} -> {ok, H}
 func (s *Server) open(req request) (uint64, error) {
 	if req.opts.Size >= 0 && req.n > math.MaxInt64 { // no file can be that large
 		return 0, unix.EFBIG
@@ -228,7 +233,7 @@ func (s *Server) info(req request, b []byte, _ bool) ([]byte, bool) {
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{in.Opts.Lock, "lock"}, {in.Opts.Populate, "populate"}, {in.Opts.NoCache, "nocache"}} {
+	}{{in.Opts.Lock, "lock"}, {in.Opts.Populate, "populate"}, {in.Opts.NoCache, "nocache"}, {in.Opts.DeleteOnClose, "delete_on_close"}} {
 		if f.on {
 			opts = append(opts, atom(f.name))
 		}
@@ -285,9 +290,11 @@ func (s *Server) pwriteMany(req request, wait bool) error {
 // request goes to a goroutine: an atomic behind a truncate or a big write
 // must not stall the engine for every other handle.
 
-// {Id, add, H, Off, Incr} -> {ok, Old}
-func (s *Server) add(req request, wait bool) (int64, error) {
-	return req.handle.Add(req.off, req.vals[0], wait)
+// {Id, add | sub | bit_and | bit_or | bit_xor | exchange, H, Off, V} -> {ok, Old}
+func modify(op mmap.RMW) func(*Server, request, []byte, bool) ([]byte, bool) {
+	return withInt(func(_ *Server, req request, wait bool) (int64, error) {
+		return req.handle.Modify(req.off, op, req.vals[0], wait)
+	})
 }
 
 // {Id, compare_exchange, H, Off, Expected, New} -> ok | {error, {mismatch, Current}}

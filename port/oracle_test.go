@@ -92,6 +92,14 @@ func oracleArg(k argKind, v interface{}, req *request) bool {
 		}
 		req.n, ok = oracleUint(v)
 		req.opts.Size = int64(min(req.n, math.MaxInt64))
+	case argPerm:
+		if v == nil {
+			return true
+		}
+		var n uint64
+		n, ok = oracleUint(v)
+		ok = ok && n <= 0o7777
+		req.opts.Chmod, req.opts.Perm = ok, uint32(n)
 	case argFlags:
 		var l []interface{}
 		if l, ok = oracleList(v); ok {
@@ -109,6 +117,8 @@ func oracleArg(k argKind, v interface{}, req *request) bool {
 					req.opts.Populate = true
 				case "nocache":
 					req.opts.NoCache = true
+				case "delete_on_close":
+					req.opts.DeleteOnClose = true
 				}
 			}
 		}

@@ -112,13 +112,14 @@ func TestDecodeRejectsMalformedFrames(t *testing.T) {
 		"big integer with sign byte 2": {131, 104, 3, 97, 1, 119, 8, 'p', 'o', 's', 'i', 't', 'i', 'o', 'n', 110, 1, 2, 2},
 		"bit binary":                   {131, 104, 5, 97, 1, 119, 6, 'p', 'w', 'r', 'i', 't', 'e', 97, 1, 97, 0, 77, 0, 0, 0, 1, 3, 0xe0},
 		"improper list":                {131, 104, 4, 97, 1, 119, 10, 'p', 'r', 'e', 'a', 'd', '_', 'm', 'a', 'n', 'y', 97, 1, 108, 0, 0, 0, 1, 104, 2, 97, 0, 97, 1, 97, 1},
-		"path with a NUL":              enc(t, int32(1), atomT("open"), []byte("/tmp/a\x00b"), atomT("read"), atomT("shared"), nil, list()),
+		"path with a NUL":              enc(t, int32(1), atomT("open"), []byte("/tmp/a\x00b"), atomT("read"), atomT("shared"), nil, nil, list()),
+		"permission bits past 8#7777":  enc(t, int32(1), atomT("open"), []byte("/tmp/a"), atomT("read"), atomT("shared"), nil, int32(0o10000), list()),
 		"unknown sync mode":            enc(t, int32(1), atomT("sync"), 1, atomT("later")),
 		"a 3-tuple among ranges":       enc(t, int32(1), atomT("pread_many"), 1, list(erlang.OtpErlangTuple{0, 8, 1})),
 		"a list of bytes as data":      enc(t, int32(1), atomT("pwrite_many"), 1, list(erlang.OtpErlangTuple{0, list(uint8(1))})),
 		"a value past 2^63":            enc(t, int32(1), atomT("store"), 1, 8, new(big.Int).Lsh(big.NewInt(1), 63)),
 		"a negative offset":            enc(t, int32(1), atomT("pread"), 1, int32(-1), 1),
-		"a flag that is not an atom":   enc(t, int32(1), atomT("open"), []byte("/x"), atomT("read"), atomT("shared"), nil, list(1)),
+		"a flag that is not an atom":   enc(t, int32(1), atomT("open"), []byte("/x"), atomT("read"), atomT("shared"), nil, nil, list(1)),
 		"a list past MaxVector":        enc(t, int32(1), atomT("pread_many"), 1, list(manyRanges(MaxVector+1)...)),
 	}
 	for name, f := range cases {
@@ -150,9 +151,9 @@ func TestDecodeFillsTheTypedFields(t *testing.T) {
 		{"pwrite", []interface{}{atomT("pwrite"), 3, 10, []byte("data")}, request{h: 3, off: 10, data: []byte("data")}},
 		{"store of -2^63", []interface{}{atomT("store"), 3, 8, new(big.Int).Neg(big64)}, request{h: 3, off: 8, vals: [2]int64{math.MinInt64}}},
 		{"compare_exchange", []interface{}{atomT("compare_exchange"), 3, 8, int32(-5), 7}, request{h: 3, off: 8, vals: [2]int64{-5, 7}}},
-		{"open", []interface{}{atomT("open"), []byte("/f"), atomT("write"), atomT("private"), 4096, list(atomT("create"), atomT("bogus"), atomT("lock"))},
-			request{data: []byte("/f"), mode: mmap.Write, n: 4096, opts: mmap.Options{Private: true, Size: 4096, Create: true, Lock: true}}},
-		{"open without a size", []interface{}{atomT("open"), []byte("/f"), atomT("read"), atomT("shared"), nil, list()},
+		{"open", []interface{}{atomT("open"), []byte("/f"), atomT("write"), atomT("private"), 4096, int32(0o600), list(atomT("create"), atomT("bogus"), atomT("lock"), atomT("delete_on_close"))},
+			request{data: []byte("/f"), mode: mmap.Write, n: 4096, opts: mmap.Options{Private: true, Size: 4096, Create: true, Lock: true, Chmod: true, Perm: 0o600, DeleteOnClose: true}}},
+		{"open without a size", []interface{}{atomT("open"), []byte("/f"), atomT("read"), atomT("shared"), nil, nil, list()},
 			request{data: []byte("/f"), mode: mmap.Read, opts: mmap.Options{Size: -1}}},
 		{"advise", []interface{}{atomT("advise"), 3, 0, 4096, atomT("dontneed")}, request{h: 3, n: 4096, hint: mmap.DontNeed}},
 		{"check", []interface{}{atomT("check"), 3, atomT("write"), 100}, request{h: 3, write: true, n: 100}},
@@ -272,7 +273,7 @@ func newTestServer(t testing.TB) (*Server, uint64) {
 	s := NewServer(DefaultConfig, -1, -1)
 	p := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(p, bytes.Repeat([]byte("a"), 8192), 0o644)
-	b := runFrame(s, enc(t, int32(1), atomT("open"), []byte(p), atomT("read_write"), atomT("shared"), nil, erlang.OtpErlangList{}))
+	b := runFrame(s, enc(t, int32(1), atomT("open"), []byte(p), atomT("read_write"), atomT("shared"), nil, nil, erlang.OtpErlangList{}))
 	res := frames(t, b)[0][1].(erlang.OtpErlangTuple)
 	return s, uint64(res[1].(uint8))
 }
@@ -312,6 +313,12 @@ func TestRunAnswersEveryOperation(t *testing.T) {
 		{"compare_exchange that fails", []interface{}{atomT("compare_exchange"), hid, 16, 0, 1}, erlang.OtpErlangTuple{atomT("error"), erlang.OtpErlangTuple{atomT("mismatch"), int32(-5)}}},
 		{"compare_exchange", []interface{}{atomT("compare_exchange"), hid, 16, -5, 1}, ok},
 		{"store", []interface{}{atomT("store"), hid, 16, 9}, ok},
+		{"sub", []interface{}{atomT("sub"), hid, 16, 10}, erlang.OtpErlangTuple{ok, uint8(9)}},
+		{"bit_or", []interface{}{atomT("bit_or"), hid, 16, 6}, erlang.OtpErlangTuple{ok, int32(-1)}},
+		{"bit_and", []interface{}{atomT("bit_and"), hid, 16, 12}, erlang.OtpErlangTuple{ok, int32(-1)}},
+		{"bit_xor", []interface{}{atomT("bit_xor"), hid, 16, 5}, erlang.OtpErlangTuple{ok, uint8(12)}},
+		{"exchange", []interface{}{atomT("exchange"), hid, 16, 3}, erlang.OtpErlangTuple{ok, uint8(9)}},
+		{"load after exchange", []interface{}{atomT("load"), hid, 16}, erlang.OtpErlangTuple{ok, uint8(3)}},
 		{"unaligned load", []interface{}{atomT("load"), hid, 3}, errOf("einval")},
 		{"sync_range", []interface{}{atomT("sync_range"), hid, 10, 10, atomT("sync")}, ok},
 		{"resident", []interface{}{atomT("resident"), hid, 0, 0}, erlang.OtpErlangTuple{ok, uint8(0)}},
@@ -392,7 +399,7 @@ func TestOwnedRequestsDoNotShareTheFrame(t *testing.T) {
 	for _, args := range [][]interface{}{
 		{atomT("pwrite"), 2, 10, []byte("data")},
 		{atomT("pwrite_many"), 2, list(erlang.OtpErlangTuple{0, []byte("ab")}, erlang.OtpErlangTuple{9, []byte("c")})},
-		{atomT("open"), []byte("/some/path"), atomT("read"), atomT("shared"), nil, list()},
+		{atomT("open"), []byte("/some/path"), atomT("read"), atomT("shared"), nil, nil, list()},
 	} {
 		frame := enc(t, append([]interface{}{int32(8)}, args...)...)
 		req, err := decode(frame, MaxVector)

@@ -120,10 +120,10 @@ func TestSessionThroughTheRealBinary(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "data")
 	hello := p.call(1, atom("hello")).(erlang.OtpErlangTuple)
 	expect(t, "hello", hello[0], atom("ok"))
-	expect(t, "protocol", hello[1].(erlang.OtpErlangTuple)[0], uint8(4))
+	expect(t, "protocol", hello[1].(erlang.OtpErlangTuple)[0], uint8(5))
 
 	flags := erlang.OtpErlangList{Value: []interface{}{atom("create")}}
-	res := p.call(2, atom("open"), bin(path), atom("read_write"), atom("shared"), 4096, flags)
+	res := p.call(2, atom("open"), bin(path), atom("read_write"), atom("shared"), 4096, nil, flags)
 	h := res.(erlang.OtpErlangTuple)[1]
 	expect(t, "pwrite", p.call(3, atom("pwrite"), h, 10, bin("hello")), atom("ok"))
 	expect(t, "pread", p.call(4, atom("pread"), h, 10, 5), ok(bin("hello")))
@@ -177,7 +177,7 @@ func TestPipelinedRequestsAllAnswered(t *testing.T) {
 	p := start(t)
 	path := filepath.Join(t.TempDir(), "pipe")
 	os.WriteFile(path, bytes.Repeat([]byte("p"), 1<<20), 0o644)
-	res := p.call(1, atom("open"), bin(path), atom("read"), atom("shared"), nil, erlang.OtpErlangList{})
+	res := p.call(1, atom("open"), bin(path), atom("read"), atom("shared"), nil, nil, erlang.OtpErlangList{})
 	h := res.(erlang.OtpErlangTuple)[1]
 	const n = 300
 	for i := int32(2); i < n+2; i++ {
@@ -241,7 +241,7 @@ func TestBigWritesThenSmallCalls(t *testing.T) {
 	p := start(t)
 	path := filepath.Join(t.TempDir(), "big")
 	flags := erlang.OtpErlangList{Value: []interface{}{atom("create")}}
-	h := p.call(1, atom("open"), bin(path), atom("read_write"), atom("shared"), 8<<20, flags).(erlang.OtpErlangTuple)[1]
+	h := p.call(1, atom("open"), bin(path), atom("read_write"), atom("shared"), 8<<20, nil, flags).(erlang.OtpErlangTuple)[1]
 	big := bytes.Repeat([]byte("B"), 5<<20)
 	expect(t, "5 MiB pwrite", p.call(2, atom("pwrite"), h, 1, big), atom("ok"))
 	expect(t, "small pread after", p.call(3, atom("pread"), h, 0, 3), ok(bin("\x00BB")))
@@ -269,7 +269,7 @@ func TestStageThroughTheRealBinary(t *testing.T) {
 	if err := os.WriteFile(path, want, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := p.call(1, atom("open"), bin(path), atom("read_write"), atom("shared"), nil, erlang.OtpErlangList{})
+	res := p.call(1, atom("open"), bin(path), atom("read_write"), atom("shared"), nil, nil, erlang.OtpErlangList{})
 	h := res.(erlang.OtpErlangTuple)[1]
 	st := p.call(2, atom("stage_open")).(erlang.OtpErlangTuple)[1].(erlang.OtpErlangTuple)
 	stagePath := string(st[1].(erlang.OtpErlangBinary).Value)
@@ -344,7 +344,7 @@ func TestFIFOIsRefusedWithoutBlocking(t *testing.T) {
 	}
 	p := start(t)
 	for i, mode := range []string{"read", "read_write", "write"} {
-		res := p.call(int32(i+1), atom("open"), []byte(fifo), atom(mode), atom("shared"), nil, erlang.OtpErlangList{})
+		res := p.call(int32(i+1), atom("open"), []byte(fifo), atom(mode), atom("shared"), nil, nil, erlang.OtpErlangList{})
 		expect(t, "open of a FIFO in "+mode, res, errTuple("enodev"))
 	}
 	p.in.Close()
@@ -369,7 +369,7 @@ func TestFileStagesThroughTheRealBinary(t *testing.T) {
 	if err := os.WriteFile(path, []byte("0123456789"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h := p.call(1, atom("open"), bin(path), atom("read_write"), atom("shared"), nil, erlang.OtpErlangList{}).(erlang.OtpErlangTuple)[1]
+	h := p.call(1, atom("open"), bin(path), atom("read_write"), atom("shared"), nil, nil, erlang.OtpErlangList{}).(erlang.OtpErlangTuple)[1]
 	st := p.call(2, atom("stage_open")).(erlang.OtpErlangTuple)[1].(erlang.OtpErlangTuple)
 	stagePath := string(st[1].(erlang.OtpErlangBinary).Value)
 	dir := filepath.Dir(stagePath)
