@@ -2,15 +2,30 @@
 -module(iommap_beyond_tests).
 -include_lib("eunit/include/eunit.hrl").
 
-open_with(Bytes) ->
-    P = filename:join("/tmp", "iommap-beyond-" ++ os:getpid() ++ "-" ++
-                          integer_to_list(erlang:unique_integer([positive]))),
-    ok = file:write_file(P, Bytes),
+%% One test per function below, each in a directory of its own (see
+%% iommap_test_lib:in_tmp_dirs/1), removed after it however it ends.
+beyond_test_() ->
+    iommap_test_lib:in_tmp_dirs(
+      [fun pread_many/1,
+       fun pread_many_modes_and_limits/1,
+       fun pread_many_equals_pread/1,
+       fun pwrite_many/1,
+       fun pwrite_many_sigbus/1,
+       fun atomics/1,
+       fun atomics_modes/1,
+       fun atomics_from_many_processes/1,
+       fun sync_range/1,
+       fun resident_and_populate/1
+      ]).
+
+%% A read_write handle of the file D/Name holding Bytes, and the file's path.
+open_with(D, Name, Bytes) ->
+    P = iommap_test_lib:file_in(D, Name, Bytes),
     {ok, H} = iommap:open(P, read_write, []),
     {H, P}.
 
-pread_many_test() ->
-    {H, _} = open_with(<<"0123456789">>),
+pread_many(D) ->
+    {H, _} = open_with(D, "f", <<"0123456789">>),
     ?assertEqual({ok, [<<"01">>, <<"89">>, <<>>, <<"5">>]},
                  iommap:pread_many(H, [{0, 2}, {8, 2}, {10, 0}, {5, 1}])),
     ?assertEqual({ok, []}, iommap:pread_many(H, [])),
@@ -24,8 +39,8 @@ pread_many_test() ->
     ok = iommap:close(H),
     ?assertEqual({error, closed}, iommap:pread_many(H, [{0, 1}])).
 
-pread_many_modes_and_limits_test() ->
-    {_, P} = open_with(<<"0123456789">>),
+pread_many_modes_and_limits(D) ->
+    P = iommap_test_lib:file_in(D, "f", <<"0123456789">>),
     {ok, W} = iommap:open(P, write, []),
     ?assertEqual({error, eacces}, iommap:pread_many(W, [{0, 1}])),
     ?assertEqual({error, eacces}, iommap:pread_many(W, [{1 bsl 20000, 0}])), % mode before bounds
@@ -39,16 +54,17 @@ pread_many_modes_and_limits_test() ->
     ?assertEqual({error, out_of_bounds}, iommap:pwrite_many(H, [{1 bsl 20000, <<>>}])),
     ok = iommap:close(H).
 
-pread_many_equals_pread_test() ->
+pread_many_equals_pread(D) ->
     Bytes = crypto:strong_rand_bytes(200000),
-    {H, _} = open_with(Bytes),
+    {H, _} = open_with(D, "f", Bytes),
     Rs = [{rand:uniform(190000), rand:uniform(10000)} || _ <- lists:seq(1, 64)],
-    {ok, Bins} = iommap:pread_many(H, Rs),
-    ?assertEqual([element(2, iommap:pread(H, O, L)) || {O, L} <- Rs], Bins),
+    Want = [binary:part(Bytes, O, L) || {O, L} <- Rs],
+    ?assertEqual({ok, Want}, iommap:pread_many(H, Rs)),
+    ?assertEqual([{ok, B} || B <- Want], [iommap:pread(H, O, L) || {O, L} <- Rs]),
     ok = iommap:close(H).
 
-pwrite_many_test() ->
-    {H, P} = open_with(<<"0123456789">>),
+pwrite_many(D) ->
+    {H, P} = open_with(D, "f", <<"0123456789">>),
     ?assertEqual(ok, iommap:pwrite_many(H, [{0, <<"ab">>}, {1, [$Z]}, {9, [[<<"!">>]]}])),
     ?assertEqual({ok, <<"aZ2345678!">>}, file:read_file(P)),
     ?assertEqual(ok, iommap:pwrite_many(H, [])),
@@ -63,15 +79,15 @@ pwrite_many_test() ->
     ?assertEqual({error, eacces}, iommap:pwrite_many(R, [{0, <<"x">>}])),
     ok = iommap:close(R).
 
-pwrite_many_sigbus_test() ->
-    {H, P} = open_with(<<0:(3 * 4096 * 8)>>),
+pwrite_many_sigbus(D) ->
+    {H, P} = open_with(D, "f", <<0:(3 * 4096 * 8)>>),
     ok = file:write_file(P, <<0:(4096 * 8)>>),
     ?assertEqual({error, sigbus}, iommap:pwrite_many(H, [{0, <<"kept">>}, {2 * 4096, <<"lost">>}])),
     ?assertEqual({ok, <<"kept">>}, iommap:pread(H, 0, 4)),
     ok = iommap:close(H).
 
-atomics_test() ->
-    {H, P} = open_with(<<0:(64 * 8)>>),
+atomics(D) ->
+    {H, P} = open_with(D, "f", <<0:(64 * 8)>>),
     ?assertEqual({ok, 0}, iommap:add(H, 8, 5)),
     ?assertEqual({ok, 5}, iommap:add(H, 8, -7)),
     ?assertEqual({ok, -2}, iommap:load(H, 8)),
@@ -95,8 +111,8 @@ atomics_test() ->
     ok = iommap:close(H),
     ?assertEqual({error, closed}, iommap:load(H, 0)).
 
-atomics_modes_test() ->
-    {_, P} = open_with(<<0:(16 * 8)>>),
+atomics_modes(D) ->
+    P = iommap_test_lib:file_in(D, "f", <<0:(16 * 8)>>),
     {ok, R} = iommap:open(P, read, []),
     {ok, W} = iommap:open(P, write, []),
     ?assertEqual({ok, 0}, iommap:load(R, 0)),
@@ -109,8 +125,8 @@ atomics_modes_test() ->
     ?assertEqual({ok, 7}, iommap:load(R, 0)),
     ok = iommap:close(R), ok = iommap:close(W).
 
-atomics_from_many_processes_test() ->
-    {H, _} = open_with(<<0:(16 * 8)>>),
+atomics_from_many_processes(D) ->
+    {H, _} = open_with(D, "f", <<0:(16 * 8)>>),
     Self = self(),
     Ps = [spawn_link(fun() -> [{ok, _} = iommap:add(H, 8, 1) || _ <- lists:seq(1, 2000)], Self ! done end)
           || _ <- lists:seq(1, 8)],
@@ -118,8 +134,8 @@ atomics_from_many_processes_test() ->
     ?assertEqual({ok, 16000}, iommap:load(H, 8)),
     ok = iommap:close(H).
 
-sync_range_test() ->
-    {H, P} = open_with(<<0:(4 * 4096 * 8)>>),
+sync_range(D) ->
+    {H, P} = open_with(D, "f", <<0:(4 * 4096 * 8)>>),
     ok = iommap:pwrite(H, 5000, <<"record">>),
     ?assertEqual(ok, iommap:sync(H, 5000, 6, sync)),
     ?assertEqual(ok, iommap:sync(H, 4095, 2, async)),
@@ -131,8 +147,8 @@ sync_range_test() ->
     ?assertEqual(<<"record">>, binary:part(Disk, 5000, 6)),
     ok = iommap:close(H).
 
-resident_and_populate_test() ->
-    {H, _} = open_with(<<0:(8 * 4096 * 8)>>),
+resident_and_populate(D) ->
+    {H, _} = open_with(D, "f", <<0:(8 * 4096 * 8)>>),
     ?assertEqual(ok, iommap:advise(H, 0, 4 * 4096, populate_read)),
     ?assertEqual({ok, 4 * 4096}, iommap:resident(H, 0, 4 * 4096)),
     ?assertEqual({ok, 100}, iommap:resident(H, 10, 100)),

@@ -5,11 +5,20 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([all/0, emfile_and_still_serving/1, many_handles_come_back/1,
+-export([all/0, init_per_testcase/2, end_per_testcase/2, emfile_and_still_serving/1, many_handles_come_back/1,
          owner_of_many_handles_dies/1, short_soak/1, short_soak_staged/1]).
 
 all() -> [emfile_and_still_serving, many_handles_come_back, owner_of_many_handles_dies,
           short_soak, short_soak_staged].
+
+%% Each case makes its files in a directory of its own, removed when it
+%% ends, and finds the engine running, whichever cases ran before it.
+init_per_testcase(Case, Config) ->
+    {ok, _} = application:ensure_all_started(iommap),
+    iommap_test_lib:init_case_dir(Case, Config).
+
+end_per_testcase(_, Config) ->
+    iommap_test_lib:end_case_dir(Config).
 
 %% `make soak' runs the same for 2 minutes.
 short_soak(_Config) ->
@@ -33,12 +42,8 @@ stages() ->
 
 os_pid() -> iommap_test_lib:engine_os_pid().
 
-
-file_of(Config, Name) ->
-    iommap_test_lib:file_in(?config(priv_dir, Config), Name, <<0:(4096 * 8)>>).
-
 emfile_and_still_serving(Config) ->
-    P = file_of(Config, "emfile"),
+    P = iommap_test_lib:file_in(?config(case_dir, Config), "emfile", <<0:(4096 * 8)>>),
     {ok, Keep} = iommap:open(P, read_write, []),
     Pid = os_pid(),
     Limit = iommap_test_lib:fds(Pid) + 20,
@@ -68,7 +73,7 @@ open_until_error(P, Acc) when length(Acc) < 1000 ->
     end.
 
 many_handles_come_back(Config) ->
-    P = file_of(Config, "many"),
+    P = iommap_test_lib:file_in(?config(case_dir, Config), "many", <<0:(4096 * 8)>>),
     Pid = os_pid(),
     {ok, Warm} = iommap:open(P, read_write, []), ok = iommap:close(Warm),
     Fd0 = iommap_test_lib:fds(Pid), Rss0 = iommap_test_lib:rss_kib(Pid),
@@ -90,16 +95,19 @@ many_handles_come_back(Config) ->
     ?assert(Rss1 - Rss0 < 32 * 1024).
 
 owner_of_many_handles_dies(Config) ->
-    P = file_of(Config, "owner"),
+    P = iommap_test_lib:file_in(?config(case_dir, Config), "owner", <<0:(4096 * 8)>>),
     Pid = os_pid(),
     Fd0 = iommap_test_lib:fds(Pid),
     Self = self(),
     {Owner, Ref} = spawn_monitor(fun() ->
-                                         Hs = [element(2, iommap:open(P, read, [])) || _ <- lists:seq(1, 2000)],
+                                         Hs = [element(2, {ok, _} = iommap:open(P, read, [])) || _ <- lists:seq(1, 2000)],
                                          Self ! {opened, length(Hs)},
                                          receive die -> exit(boom) end
                                  end),
-    receive {opened, 2000} -> ok end,
+    receive
+        {opened, 2000} -> ok;
+        {'DOWN', Ref, process, Owner, Why} -> ct:fail({owner_died_opening, Why})
+    end,
     ?assertEqual(Fd0 + 2000, iommap_test_lib:fds(Pid)),
     Owner ! die,
     receive {'DOWN', Ref, process, Owner, boom} -> ok end,

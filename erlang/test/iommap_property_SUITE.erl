@@ -6,7 +6,7 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([all/0, handle_calls_match_the_model/1, handle_calls_match_the_model_staged/1,
+-export([all/0, init_per_testcase/2, end_per_testcase/2, handle_calls_match_the_model/1, handle_calls_match_the_model_staged/1,
          handle_calls_match_the_model_file_stages/1,
          hostile_paths_and_options/1]).
 
@@ -16,6 +16,15 @@
 all() -> [handle_calls_match_the_model, handle_calls_match_the_model_staged,
           handle_calls_match_the_model_file_stages,
           hostile_paths_and_options].
+
+%% Each case makes its files in a directory of its own, removed when it
+%% ends, and finds the engine running, whichever cases ran before it.
+init_per_testcase(Case, Config) ->
+    {ok, _} = application:ensure_all_started(iommap),
+    iommap_test_lib:init_case_dir(Case, Config).
+
+end_per_testcase(_, Config) ->
+    iommap_test_lib:end_case_dir(Config).
 
 %% The model of one handle on one file.
 -record(m, {h, path, mode, open = true, closed_for = 0, bytes}).
@@ -59,9 +68,8 @@ handle_calls_match_the_model_file_stages(Config) ->
     end).
 
 run(Config, Run, Mode, Counts0) ->
-    P = filename:join(?config(priv_dir, Config), "model" ++ integer_to_list(Run)),
     Init = rand:bytes(rand:uniform(3 * 4096)),
-    ok = file:write_file(P, Init),
+    P = iommap_test_lib:file_in(?config(case_dir, Config), "model" ++ integer_to_list(Run), Init),
     {ok, H} = iommap:open(P, Mode, []),
     {M, Counts} = lists:foldl(fun(_, {M0, C}) -> step(H, M0, C) end,
                               {#m{h = H, path = P, mode = Mode, bytes = Init}, Counts0}, lists:seq(1, ?OPS)),
@@ -222,7 +230,7 @@ iodata(D) ->
 %% Paths and options: hostile ones raise or return as docs/API.md says, and
 %% nothing is left on disk by a failed open.
 hostile_paths_and_options(Config) ->
-    Dir = ?config(priv_dir, Config),
+    Dir = ?config(case_dir, Config),
     Cases =
         [{<<"a", 0, "b">>, [], {raised, badarg}},
          {"a\0b", [], {raised, badarg}},

@@ -22,31 +22,36 @@ main() ->
         Bad -> io:format("UNEXPECTED RESULTS: ~p~n", [Bad]), halt(1)
     end.
 
-%% Returns the report; `unexpected' lists any answer outside the contract.
+%% Returns the report; `unexpected' lists any answer outside the contract
+%% (and any worker that crashed). The files live in a directory of their
+%% own under $TMPDIR or /tmp, removed at the end, whatever happens.
 -spec run(pos_integer()) -> map().
 run(Secs) ->
-    Dir = filename:join(os:getenv("TMPDIR", "/tmp"), "iommap-soak-" ++ os:getpid()),
-    ok = filelib:ensure_dir(filename:join(Dir, "x")),
-    Paths = [begin
-                 P = filename:join(Dir, "f" ++ integer_to_list(I)),
-                 ok = file:write_file(P, <<0:(16 * ?PAGE * 8)>>),
-                 P
-             end || I <- lists:seq(1, ?FILES)],
+    Dir = iommap_test_lib:tmp_dir(),
+    try run(Secs, Dir)
+    after iommap_test_lib:remove_dir(Dir)
+    end.
+
+run(Secs, Dir) ->
+    Paths = [iommap_test_lib:file_in(Dir, "f" ++ integer_to_list(I), <<0:(16 * ?PAGE * 8)>>)
+             || I <- lists:seq(1, ?FILES)],
     {ok, #{os_pid := Pid}} = iommap:engine_info(),
     Start = {iommap_test_lib:rss_kib(Pid), iommap_test_lib:fds(Pid)},
     Handles = list_to_tuple([element(2, {ok, _} = iommap:open(P, read_write, [])) || P <- Paths, _ <- [a, b]]),
     Deadline = erlang:monotonic_time(millisecond) + Secs * 1000,
-    Self = self(),
-    Ws = [spawn_link(fun() -> Self ! {done, self(), worker(Handles, Deadline, #{}, 0, [])} end)
+    %% monitored, not linked: a worker that crashes is reported, and the
+    %% handles are still closed and the files removed
+    Ws = [spawn_monitor(fun() -> exit({done, worker(Handles, Deadline, #{}, 0, [])}) end)
           || _ <- lists:seq(1, ?PROCS)],
-    Results = [receive {done, W, R} -> R end || W <- Ws],
+    Results = [receive
+                   {'DOWN', Ref, process, W, {done, R}} -> R;
+                   {'DOWN', Ref, process, W, Why} -> {#{}, 0, [{worker_crashed, Why}]}
+               end || {W, Ref} <- Ws],
     Counts = lists:foldl(fun({C, _, _}, Acc) -> merge(C, Acc) end, #{}, Results),
     MaxUs = lists:max([M || {_, M, _} <- Results]),
     Unexpected = lists:append([U || {_, _, U} <- Results]),
     [_ = iommap:close(element(I, Handles)) || I <- lists:seq(1, tuple_size(Handles))],
     End = {iommap_test_lib:rss_kib(Pid), iommap_test_lib:fds(Pid)},
-    [ok = file:delete(P) || P <- Paths],
-    ok = file:del_dir(Dir),
     Ops = lists:sum(maps:values(Counts)),
     io:format("soak ~p s, ~p processes, ~p handles on ~p files: ~p operations (~p/s)~n"
               "  results by kind: ~p~n  worst latency: ~.1f ms~n"

@@ -1,7 +1,16 @@
-%% Helpers shared by the suites and the soak: what the engine holds, read
-%% from /proc, and waiting for a condition.
+%% Helpers shared by the suites and the soak: the files a test makes and
+%% the directories that hold them, what the engine holds, read from /proc,
+%% and waiting for a condition.
+%%
+%% Every file a test makes goes into a directory of that test's own, which
+%% is removed when the test ends, passed or failed: in EUnit, in_tmp_dirs/1
+%% (under $TMPDIR or /tmp); in Common Test, init_case_dir/2 in
+%% init_per_testcase and end_case_dir/1 in end_per_testcase (under
+%% priv_dir, so suites sharing one priv_dir cannot clash).
 -module(iommap_test_lib).
 -export([fds/1, rss_kib/1, wait_until/1, wait_until/2, with_env/3, engine_os_pid/0, file_in/3]).
+-export([sparse_file_in/3, tmp_dir/0, remove_dir/1, in_tmp_dirs/1,
+         init_case_dir/2, end_case_dir/1, case_dir/1, free_kib/1]).
 
 %% A file Dir/Name holding Bytes; its path.
 -spec file_in(file:filename(), string(), iodata()) -> file:filename().
@@ -9,6 +18,84 @@ file_in(Dir, Name, Bytes) ->
     P = filename:join(Dir, Name),
     ok = file:write_file(P, Bytes),
     P.
+
+%% A file Dir/Name of Size bytes that is all hole: a mapping this big costs
+%% no disk and no memory until it is touched. Its path.
+-spec sparse_file_in(file:filename(), string(), non_neg_integer()) -> file:filename().
+sparse_file_in(Dir, Name, Size) ->
+    P = filename:join(Dir, Name),
+    {ok, F} = file:open(P, [write, raw]),
+    try
+        {ok, _} = file:position(F, Size),
+        ok = file:truncate(F)
+    after
+        ok = file:close(F)
+    end,
+    P.
+
+%% A new, empty directory under $TMPDIR (or /tmp), named
+%% iommap-test-<OS pid>-<n>; remove it with remove_dir/1.
+-spec tmp_dir() -> file:filename().
+tmp_dir() ->
+    Parent = case os:getenv("TMPDIR") of
+                 Dir when is_list(Dir), Dir =/= "" -> Dir;
+                 _ -> "/tmp"
+             end,
+    D = filename:join(Parent, "iommap-test-" ++ os:getpid() ++ "-" ++
+                          integer_to_list(erlang:unique_integer([positive]))),
+    ok = file:make_dir(D),
+    D.
+
+%% Removes Dir and everything in it; a Dir already gone is fine.
+-spec remove_dir(file:filename()) -> ok.
+remove_dir(Dir) ->
+    case file:del_dir_r(Dir) of
+        ok -> ok;
+        {error, enoent} -> ok
+    end.
+
+%% EUnit: each test, a fun of one argument, runs with a directory of its
+%% own (tmp_dir/0), removed after it however it ends. Each is named after
+%% its function.
+-spec in_tmp_dirs([fun((file:filename()) -> term())]) -> tuple().
+in_tmp_dirs(Tests) ->
+    {foreach, fun tmp_dir/0, fun remove_dir/1,
+     [fun(Dir) -> {atom_to_list(element(2, erlang:fun_info(T, name))), fun() -> T(Dir) end} end
+      || T <- Tests]}.
+
+%% Common Test: a new directory for test case Case under priv_dir, added to
+%% Config; case_dir/1 gives it, end_case_dir/1 removes it.
+-spec init_case_dir(atom(), list()) -> list().
+init_case_dir(Case, Config) ->
+    {priv_dir, Priv} = lists:keyfind(priv_dir, 1, Config),
+    D = filename:join(Priv, atom_to_list(Case)),
+    ok = remove_dir(D), % left by a run that was killed
+    ok = file:make_dir(D),
+    [{case_dir, D} | lists:keydelete(case_dir, 1, Config)].
+
+-spec end_case_dir(list()) -> ok.
+end_case_dir(Config) ->
+    case lists:keyfind(case_dir, 1, Config) of
+        {case_dir, D} -> remove_dir(D);
+        false -> ok
+    end.
+
+-spec case_dir(list()) -> file:filename().
+case_dir(Config) ->
+    {case_dir, D} = lists:keyfind(case_dir, 1, Config),
+    D.
+
+%% KiB free for an unprivileged writer on the file system that holds Path
+%% (df's avail), or 0 if df cannot tell.
+-spec free_kib(file:filename()) -> non_neg_integer().
+free_kib(Path) ->
+    Out = os:cmd("df -kP -- '" ++ Path ++ "' 2>/dev/null"),
+    case [string:lexemes(L, " ") || L <- string:split(Out, "\n", all)] of
+        [_Header, [_Fs, _Size, _Used, Avail | _] | _] ->
+            try list_to_integer(Avail) catch error:badarg -> 0 end;
+        _ ->
+            0
+    end.
 
 %% The OS pid of the running engine.
 -spec engine_os_pid() -> pos_integer().
