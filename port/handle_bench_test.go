@@ -8,8 +8,8 @@ import (
 
 // The engine's own cost of one request on the main loop, from the frame's
 // bytes to the reply in the batch: decode, checks, the copy, the reply. No
-// pipe and no Erlang side (docs/PERFORMANCE.md, "Where a write's time
-// goes"). The mapping is 8 KiB and touched, so no page faults are counted.
+// pipe and no Erlang side. The mapping is 8 KiB and touched, so no page
+// faults are counted.
 //
 //	go test -run XXX -bench Handle ./port
 func BenchmarkHandle(b *testing.B) {
