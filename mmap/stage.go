@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"unsafe"
 
@@ -238,9 +237,10 @@ type Stages struct {
 	t    table[*Stage]
 	kind StageKind
 	mu   sync.Mutex
-	dir  string // of file stages, made at the first one
-	n    int    // file stages made, for their names
-	tmp  string // where dir is made: os.TempDir() if empty (tests set it)
+	dir  string   // of file stages, made at the first one (stagedir.go)
+	lock *os.File // held on dir's lock file while dir is ours
+	n    int      // file stages made, for their names
+	tmp  string   // where dir is made: os.TempDir() if empty (tests set it)
 }
 
 // NewStages returns an empty set of this system's default kind.
@@ -270,22 +270,6 @@ func (r *Stages) Open() (uint64, *Stage, error) {
 	return r.t.add(st), st, nil
 }
 
-// fileName is a new name for a file stage in the engine's own directory,
-// made private (0700) so no other user can open a stage by its name.
-func (r *Stages) fileName() (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.dir == "" {
-		dir, err := os.MkdirTemp(r.tmp, "iommap-stages-")
-		if err != nil {
-			return "", err
-		}
-		r.dir = dir
-	}
-	r.n++
-	return filepath.Join(r.dir, fmt.Sprintf("stage-%d", r.n)), nil
-}
-
 // Get returns the stage for id, or ErrClosed.
 func (r *Stages) Get(id uint64) (*Stage, error) { return r.t.get(id) }
 
@@ -299,16 +283,4 @@ func (r *Stages) Len() int { return r.t.len() }
 func (r *Stages) CloseAll() {
 	r.t.closeAll()
 	r.RemoveDir()
-}
-
-// RemoveDir removes the directory of file stages and any names left in it.
-// Stages in use go on: their files stay open, only the names go. The
-// engine calls it at exit even when requests it started are still running.
-func (r *Stages) RemoveDir() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.dir != "" {
-		_ = os.RemoveAll(r.dir)
-		r.dir = ""
-	}
 }
