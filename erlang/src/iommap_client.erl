@@ -17,25 +17,11 @@
 
 -export([open/5, close/1, controlling_process/3, call/2, engine/0]).
 
--type request() :: {pread, non_neg_integer(), non_neg_integer()}
-                 | {pwrite, non_neg_integer(), iodata(), non_neg_integer()}
-                 | {sync, sync | async}
-                 | {truncate, non_neg_integer()}
-                 | {advise, non_neg_integer(), non_neg_integer(), atom()}
-                 | position | info
-                 | {pread_many, [{non_neg_integer(), non_neg_integer()}]}
-                 | {pwrite_many, [{non_neg_integer(), iodata()}]}
-                 | {add | load | store | compare_exchange, non_neg_integer(), [integer()]}
-                 | {sync_range, non_neg_integer(), non_neg_integer(), sync | async}
-                 | {resident, non_neg_integer(), non_neg_integer()}
-                 | {pread_staged | pwrite_staged, non_neg_integer(), non_neg_integer(), pos_integer()}.
--export_type([request/0]).
-
 %% Largest frame the engine accepts (port.MaxFrame), less room for the header.
 -define(MAX_DATA, (16#7FFFFFFF - 64)).
 %% Longest list one request may carry (port.MaxVector).
 -define(MAX_VECTOR, 65536).
-%% A read or write this big takes the engine 30 µs or more (see wait/2).
+%% A read or write this big takes the engine 30 µs or more (see wait/3).
 -define(LONG_BYTES, 65536).
 
 %% @doc The running engine, or undefined if none has been started.
@@ -44,7 +30,7 @@ engine() ->
     persistent_term:get(?ENGINE_KEY, undefined).
 
 %% @doc Runs a request on handle H and returns the engine's answer.
--spec call(reference(), request()) -> term().
+-spec call(reference(), iommap_codec:request()) -> term().
 call(H, Req) ->
     case engine() of
         undefined -> {error, closed};
@@ -53,68 +39,69 @@ call(H, Req) ->
 
 call(#engine{handles = Handles} = E, H, Req) ->
     try ets:lookup(Handles, H) of
-        [{_, HId, Owner}] ->
-            case limit(Req) of
-                ok -> with_owner(Req, Owner, run(E, HId, Req));
-                Over -> refuse(E, HId, Req, Over)
-            end;
+        [{_, HId, Owner}] -> with_owner(Req, Owner, fit(E, HId, Req));
         [] -> {error, closed}
     catch
         error:badarg -> {error, closed} % the table died with its engine
     end.
 
-%% Whether a request fits what one request may carry: a frame of at most
-%% 2 GiB (counted exactly as encode/2 will write it) and lists of at most
-%% ?MAX_VECTOR elements. Past that: enomem or e2big.
-limit({pwrite, _, _, Size}) when Size > ?MAX_DATA -> enomem;
-limit({Vector, L}) when (Vector =:= pwrite_many orelse Vector =:= pread_many),
-                        length(L) > ?MAX_VECTOR -> e2big;
-limit({pwrite_many, Ws}) ->
-    %% each piece: {2-tuple, the offset, BINARY_EXT header, the data
-    Bytes = lists:foldl(fun({Off, D}, Acc) -> Acc + 7 + iommap_codec:int_size(Off) + iolist_size(D) end,
-                        0, Ws),
-    case Bytes > ?MAX_DATA of
-        true -> enomem;
-        false -> ok
-    end;
-limit(_) -> ok.
+%% info: the engine knows the mapping, this side knows the owner.
+with_owner({info}, Owner, {ok, Info}) -> {ok, Info#{owner => Owner}};
+with_owner(_, _, Result) -> Result.
 
-%% A request too large to send still answers in the documented order: a
-%% closed handle, then the mode, then the bounds, and only then the size.
-%% The engine knows the mode and the size, so ask it.
-refuse(E, HId, Req, Over) ->
-    case send(E, {HId, info}) of
-        {ok, #{mode := Mode, size := Size}} ->
-            Write = element(1, Req) =/= pread_many,
-            Allowed = case Write of true -> Mode =/= read; false -> Mode =/= write end,
-            InBounds = lists:all(fun({Off, Len}) -> Off =< Size andalso Len =< Size - Off end,
-                                 spans(Req)),
-            if
-                not Allowed -> {error, eacces};
-                not InBounds -> {error, out_of_bounds};
-                true -> {error, Over}
-            end;
-        Error ->
-            Error
+%% A request is sent if it fits what one request may carry: a frame of at
+%% most 2 GiB and lists of at most ?MAX_VECTOR elements. One past that
+%% still answers in the documented order, a closed handle, then the mode,
+%% then the bounds, and only then its size: the engine checks the first
+%% three for the bytes the request would touch (its check request).
+fit(E, HId, Req) ->
+    case too_large(Req) of
+        false ->
+            run(E, HId, Req);
+        {Reason, Access, End} ->
+            case send(E, HId, {check, Access, End}, short) of
+                ok -> {error, Reason};
+                Error -> Error
+            end
     end.
 
-spans({pwrite, Off, _, Size}) -> [{Off, Size}];
-spans({pwrite_many, Ws}) -> [{Off, iolist_size(D)} || {Off, D} <- Ws];
-spans({pread_many, Rs}) -> Rs.
+too_large({pwrite, Off, _, Size}) when Size > ?MAX_DATA ->
+    {enomem, write, Off + Size};
+too_large({pread_many, Rs}) when length(Rs) > ?MAX_VECTOR ->
+    {e2big, read, lists:foldl(fun({Off, Len}, M) -> max(M, Off + Len) end, 0, Rs)};
+too_large({pwrite_many, Pieces}) when length(Pieces) > ?MAX_VECTOR ->
+    {e2big, write, pieces_end(Pieces)};
+too_large({pwrite_many, Pieces}) ->
+    case iommap_codec:pieces_size(Pieces) > ?MAX_DATA of
+        true -> {enomem, write, pieces_end(Pieces)};
+        false -> false
+    end;
+too_large(_) ->
+    false.
 
-%% Bulk reads and writes go through the caller's stage when it has one.
-run(#engine{stage_min = Min} = E, HId, {pread, _, Len} = Req) when Len >= Min, Len =< ?MAX_DATA ->
-    case stage(E) of
-        {SId, Fd} -> staged_read(E, HId, Req, SId, Fd);
-        none -> send(E, {HId, Req})
-    end;
-run(#engine{stage_min = Min} = E, HId, {pwrite, _, _, Size} = Req) when Size >= Min ->
-    case stage(E) of
-        {SId, Fd} -> staged_write(E, HId, Req, SId, Fd);
-        none -> send(E, {HId, Req})
-    end;
+pieces_end(Pieces) ->
+    lists:foldl(fun({Off, _, Size}, M) -> max(M, Off + Size) end, 0, Pieces).
+
+%% Bulk reads and writes go through the caller's stage when it has one;
+%% which requests are long decides how their caller waits (see wait/3).
+run(E, HId, {pread, Off, Len} = Req) ->
+    transfer(E, HId, Req, read, Off, Len);
+run(E, HId, {pwrite, Off, Data, Size} = Req) ->
+    transfer(E, HId, Req, {write, Data}, Off, Size);
+run(E, HId, {Vector, _} = Req) when Vector =:= pread_many; Vector =:= pwrite_many ->
+    send(E, HId, Req, long);
 run(E, HId, Req) ->
-    send(E, {HId, Req}).
+    send(E, HId, Req, short).
+
+transfer(#engine{stage_min = Min} = E, HId, Req, Dir, Off, Len) when Len >= Min, Len =< ?MAX_DATA ->
+    case stage(E) of
+        {SId, Fd} -> staged(E, HId, Req, Dir, Off, Len, {SId, Fd});
+        none -> send(E, HId, Req, long)
+    end;
+transfer(E, HId, Req, _, _, Len) when Len >= ?LONG_BYTES ->
+    send(E, HId, Req, long);
+transfer(E, HId, Req, _, _, _) ->
+    send(E, HId, Req, short).
 
 %% Staged transfers (PROTOCOL.md, "Stages"). A pipe moves about 1.5 GB/s;
 %% a stage is memory this process and the engine both have open, so bulk
@@ -123,8 +110,8 @@ run(E, HId, Req) ->
 %% plain pread or pwrite. If the stage fails on this side, the call goes
 %% through the pipe instead (a read can be repeated; a write has not been
 %% sent yet).
-staged_read(E, HId, {pread, Off, Len} = Req, SId, Fd) ->
-    case send(E, {HId, {pread_staged, Off, Len, SId}}) of
+staged(E, HId, Req, read, Off, Len, {SId, Fd}) ->
+    case send(E, HId, {pread_staged, Off, Len, SId}, long) of
         ok ->
             case file:pread(Fd, 0, Len) of
                 {ok, Bin} when byte_size(Bin) =:= Len ->
@@ -132,21 +119,20 @@ staged_read(E, HId, {pread, Off, Len} = Req, SId, Fd) ->
                     {ok, Bin};
                 _ ->
                     drop_stage(E),
-                    send(E, {HId, Req})
+                    send(E, HId, Req, long)
             end;
         Error ->
             Error
-    end.
-
-staged_write(E, HId, {pwrite, Off, Data, Size} = Req, SId, Fd) ->
+    end;
+staged(E, HId, Req, {write, Data}, Off, Size, {SId, Fd}) ->
     case file:pwrite(Fd, 0, Data) of
         ok ->
-            Result = send(E, {HId, {pwrite_staged, Off, Size, SId}}),
+            Result = send(E, HId, {pwrite_staged, Off, Size, SId}, long),
             trim(Fd, Size),
             Result;
         {error, _} ->
             drop_stage(E),
-            send(E, {HId, Req})
+            send(E, HId, Req, long)
     end.
 
 %% A stage keeps the memory of its largest transfer; past this much it is
@@ -210,20 +196,16 @@ drop_stage(#engine{server = S, port = Port}) ->
 close_stage({_, {SId, Fd}}) when is_integer(SId) -> _ = file:close(Fd), ok;
 close_stage(_) -> ok.
 
-%% info: the engine knows the mapping, this side knows the owner.
-with_owner(info, Owner, {ok, Info}) -> {ok, Info#{owner => Owner}};
-with_owner(_, _, Result) -> Result.
-
-send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, Req) ->
+send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, HId, Req, Length) ->
     Alias = erlang:monitor(process, S, [{alias, demonitor}]),
     try
         %% The pid lets the engine server sweep the entry if this process
         %% is killed before the reply comes (or before the request is sent).
         Id = iommap_codec:new_id(Pending, Ids, {Alias, self()}),
-        true = erlang:port_command(Port, iommap_codec:encode(Id, Req)),
+        true = erlang:port_command(Port, iommap_codec:encode(Id, HId, Req)),
         Id
     of
-        _ -> wait(Alias, spins(E, Req))
+        _ -> wait(E, Alias, Length)
     catch
         error:badarg ->
             erlang:demonitor(Alias, [flush]),
@@ -241,15 +223,18 @@ send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, Req) ->
 %% flight the schedulers have work anyway, and callers that spun would
 %% take the CPU the engine needs (on 2 cores, 4 of them made everyone 20%
 %% slower). docs/PERFORMANCE.md, "a caller that waits awake".
-wait(Alias, Spins) when Spins > 0 ->
+wait(E, Alias, Length) ->
+    spin(Alias, spins(E, Length)).
+
+spin(Alias, Spins) when Spins > 0 ->
     receive
         {Alias, _} = Msg -> answer(Alias, Msg);
         {'DOWN', Alias, process, _, _} = Msg -> answer(Alias, Msg)
     after 0 ->
         erlang:yield(),
-        wait(Alias, Spins - 1)
+        spin(Alias, Spins - 1)
     end;
-wait(Alias, _) ->
+spin(Alias, _) ->
     receive
         {Alias, _} = Msg -> answer(Alias, Msg);
         {'DOWN', Alias, process, _, _} = Msg -> answer(Alias, Msg)
@@ -261,19 +246,15 @@ answer(Alias, {Alias, Reply}) ->
 answer(_, {'DOWN', _, process, _, _}) ->
     {error, closed}.
 
-%% How many times to yield for the reply of Req (see wait/2): wait_spin
-%% for a long request that is the only one in flight, else none.
-spins(#engine{wait_spin = N, pending = Pending}, {_, Req}) ->
-    case long(Req) andalso ets:info(Pending, size) =:= 1 of
+%% How many times to yield for the reply (see wait/3): wait_spin for a
+%% long request that is the only one in flight, else none.
+spins(#engine{wait_spin = N, pending = Pending}, long) ->
+    case ets:info(Pending, size) =:= 1 of
         true -> N;
         false -> 0
-    end.
-
-long({V, _}) when V =:= pread_many; V =:= pwrite_many -> true;
-long({pread, _, Len}) -> Len >= ?LONG_BYTES;
-long({pwrite, _, _, Size}) -> Size >= ?LONG_BYTES;
-long({S, _, _, _}) -> S =:= pread_staged orelse S =:= pwrite_staged;
-long(_) -> false.
+    end;
+spins(_, short) ->
+    0.
 
 %% @doc Opens through the engine server, which records the handle and
 %% monitors its owner. Starts the application on first use.

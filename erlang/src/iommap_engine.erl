@@ -353,7 +353,7 @@ backoff() ->
 %% The first exchange: the engine answers {ok, {ProtocolVersion, Version}}.
 %% A mismatch means an engine binary from another release.
 hello(Port) ->
-    true = erlang:port_command(Port, term_to_binary({1, hello})),
+    true = erlang:port_command(Port, iommap_codec:encode(1, {hello})),
     receive
         {Port, {data, Frame}} ->
             case binary_to_term(Frame) of
