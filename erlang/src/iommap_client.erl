@@ -16,6 +16,12 @@
 -include("iommap_int.hrl").
 
 -export([open/5, close/1, controlling_process/3, call/2, engine/0]).
+-export([stage_get/1, stage_put/2]).
+
+%% A process's stage (PROTOCOL.md, "Stages"): the engine's stage id and this
+%% process's raw file on it, or none until RetryAt (monotonic milliseconds).
+-type stage() :: {stage, StageId :: pos_integer(), file:fd()} | {none, RetryAt :: integer()}.
+-export_type([stage/0]).
 
 %% Largest frame the engine accepts (port.MaxFrame), less room for the header.
 -define(MAX_DATA, (16#7FFFFFFF - 64)).
@@ -144,35 +150,38 @@ trim(Fd, Size) when Size > ?STAGE_KEEP ->
     ok;
 trim(_, _) -> ok.
 
-%% The stage of the calling process for engine E, opened on first use. The
-%% entry names the engine's port, so a stage of an engine that has died is
-%% closed and replaced. If no stage can be had (stage_max processes hold
-%% one already, no /proc, no file descriptor left), the process uses the
-%% pipe and asks again after ?STAGE_RETRY_MS.
+%% The stage of the calling process, opened on first use and kept in
+%% ?STAGES, where the process cannot lose it: the VM closes a raw file only
+%% when its owner closes it or exits, never by garbage collection, so a
+%% stage kept in the process dictionary and lost to erase() stayed open
+%% for good. The row names the engine's port: a stage of an engine that
+%% has died is closed before a new one is opened. If no stage can be had
+%% (stage_max processes hold one already, no /proc, no file descriptor
+%% left), the process uses the pipe and asks again after ?STAGE_RETRY_MS.
 -define(STAGE_RETRY_MS, 1000).
 
 stage(#engine{port = Port} = E) ->
-    case get(?STAGE_KEY) of
-        {Port, {none, Until}} ->
-            case erlang:monotonic_time(millisecond) >= Until of
+    case stage_get(self()) of
+        {Port, {stage, SId, Fd}} ->
+            {SId, Fd};
+        {Port, {none, RetryAt}} ->
+            case erlang:monotonic_time(millisecond) >= RetryAt of
                 true -> open_stage(E);
                 false -> none
             end;
-        {Port, Stage} -> Stage;
-        Old -> close_stage(Old), open_stage(E)
+        {_, Old} ->
+            close_stage(Old),
+            open_stage(E);
+        undefined ->
+            open_stage(E)
     end.
-
-no_stage(Port) ->
-    put(?STAGE_KEY, {Port, {none, erlang:monotonic_time(millisecond) + ?STAGE_RETRY_MS}}),
-    none.
 
 open_stage(#engine{server = S, port = Port}) ->
     try gen_server:call(S, {stage_open, self()}, infinity) of
         {ok, SId, Path} ->
             case file:open(Path, [raw, read, write, binary]) of
                 {ok, Fd} ->
-                    put(?STAGE_KEY, {Port, {SId, Fd}}),
-                    {SId, Fd};
+                    keep(Port, {stage, SId, Fd});
                 {error, _} ->
                     gen_server:cast(S, {stage_close, self(), SId}),
                     no_stage(Port)
@@ -183,18 +192,64 @@ open_stage(#engine{server = S, port = Port}) ->
         exit:_ -> no_stage(Port)
     end.
 
-drop_stage(#engine{server = S, port = Port}) ->
-    case get(?STAGE_KEY) of
-        {Port, {SId, Fd}} when is_integer(SId) ->
-            gen_server:cast(S, {stage_close, self(), SId}),
-            close_stage({Port, {SId, Fd}}),
-            no_stage(Port);
-        _ ->
-            none
+no_stage(Port) ->
+    keep(Port, {none, erlang:monotonic_time(millisecond) + ?STAGE_RETRY_MS}).
+
+%% Writes the caller's row. The engine server deletes the rows of processes
+%% that exit: a new server watches those it finds at its start, so a row
+%% written as the engine died may come too late to be watched. A stage of
+%% a dead engine is of no use anyway: such a row is dropped here at once.
+keep(Port, Stage) ->
+    try stage_put(Port, Stage) of
+        ok ->
+            case engine() of
+                #engine{port = Port} -> used(Stage);
+                _ -> forget_stage(Stage)
+            end
+    catch
+        error:badarg -> forget_stage(Stage) % no table: the application has stopped
     end.
 
-close_stage({_, {SId, Fd}}) when is_integer(SId) -> _ = file:close(Fd), ok;
-close_stage(_) -> ok.
+used({stage, SId, Fd}) -> {SId, Fd};
+used({none, _}) -> none.
+
+forget_stage(Stage) ->
+    close_stage(Stage),
+    _ = catch_badarg(fun() -> ets:delete(?STAGES, self()) end),
+    none.
+
+drop_stage(#engine{server = S, port = Port}) ->
+    case stage_get(self()) of
+        {Port, {stage, SId, _} = Stage} ->
+            gen_server:cast(S, {stage_close, self(), SId}),
+            close_stage(Stage),
+            _ = no_stage(Port),
+            ok;
+        _ ->
+            ok
+    end.
+
+close_stage({stage, _, Fd}) -> _ = file:close(Fd), ok;
+close_stage({none, _}) -> ok.
+
+catch_badarg(F) ->
+    try F() catch error:badarg -> badarg end.
+
+%% @doc The stage row of process Pid: the port of the engine its stage
+%% belongs to, and the stage.
+-spec stage_get(pid()) -> {port(), stage()} | undefined.
+stage_get(Pid) ->
+    case catch_badarg(fun() -> ets:lookup(?STAGES, Pid) end) of
+        [{_, Port, Stage}] -> {Port, Stage};
+        _ -> undefined % none, or no table
+    end.
+
+%% @doc Sets the calling process's stage row. Raises badarg if the
+%% application is not running.
+-spec stage_put(port(), stage()) -> ok.
+stage_put(Port, Stage) ->
+    true = ets:insert(?STAGES, {self(), Port, Stage}),
+    ok.
 
 send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, HId, Req, Length) ->
     Alias = erlang:monitor(process, S, [{alias, demonitor}]),

@@ -31,9 +31,15 @@
 -define(BACKOFF_MS, 10).
 -define(BACKOFF_MAX_MS, 1000).
 
+%% What an owner holds: its handles, and its stage: the engine's stage id,
+%% or none when it has a row in ?STAGES but no stage of this engine (it
+%% was refused one, or its stage is of an engine that died). Its monitor
+%% lets the handles be closed and the row deleted when it exits.
+-type owned() :: #{reference() => true, stage => pos_integer() | none}.
+
 -record(st, {
     engine :: #engine{},
-    owners = #{} :: #{pid() => {reference(), #{reference() | {stage, pos_integer()} => true}}},
+    owners = #{} :: #{pid() => {reference(), owned()}},
     stages = 0 :: non_neg_integer(), %% open or being opened, at most stage_max
     stage_max :: non_neg_integer()
 }).
@@ -89,7 +95,8 @@ init([]) ->
                         ids = atomics:new(1, [{signed, false}])},
             persistent_term:put(?ENGINE_KEY, E),
             erlang:send_after(?SWEEP_MS, self(), sweep),
-            {ok, #st{engine = E, stage_max = iommap_env:get(stage_max)}};
+            %% after the publishing: see iommap_client's keep/2
+            {ok, watch_stage_rows(#st{engine = E, stage_max = iommap_env:get(stage_max)})};
         {error, Reason} ->
             logger:error("iommap: the engine did not start: ~p", [Reason]),
             {stop, Reason}
@@ -113,19 +120,19 @@ handle_call({controlling_process, H, Pid, Caller}, _From, #st{engine = #engine{h
     case ets:lookup(T, H) of
         [{H, HId, Caller}] ->
             ets:insert(T, {H, HId, Pid}),
-            {reply, ok, own(Pid, H, forget(Caller, H, St))};
+            {reply, ok, own(Pid, H, true, forget(Caller, H, St))};
         [{H, _, _}] ->
             {reply, {error, not_owner}, St};
         [] ->
             {reply, {error, closed}, St}
     end;
 handle_call({stage_open, Pid}, From, St0) ->
-    %% A process has one stage. If it asks again, it has lost the one it
-    %% had (its process dictionary was erased, say): close that one, so
-    %% stages cannot leak while their process lives.
-    case release_stages(Pid, St0) of
+    %% A process has one stage. If it asks again, it has given up the one
+    %% it had: close that one, so stages cannot leak while their process
+    %% lives.
+    case release_stage(Pid, St0) of
         #st{stages = N, stage_max = Max} = St when N >= Max ->
-            {reply, {error, busy}, St};
+            {reply, {error, busy}, own(Pid, stage, none, St)};
         #st{stages = N} = St ->
             submit({stage_open}, {stage, From, Pid}, St),
             {noreply, St#st{stages = N + 1}}
@@ -140,11 +147,8 @@ handle_call(_Msg, _From, St) ->
 -spec handle_cast(term(), #st{}) -> {noreply, #st{}}.
 handle_cast({stage_close, Pid, SId}, #st{owners = Owners} = St) ->
     case Owners of
-        #{Pid := {_, #{{stage, SId} := _}}} ->
-            submit({stage_close, SId}, discard, St),
-            {noreply, (forget(Pid, {stage, SId}, St))#st{stages = St#st.stages - 1}};
-        #{} ->
-            {noreply, St}
+        #{Pid := {_, #{stage := SId}}} -> {noreply, release_stage(Pid, St)};
+        #{} -> {noreply, St}
     end;
 handle_cast(_Msg, St) ->
     {noreply, St}.
@@ -170,15 +174,8 @@ handle_info(sweep, St) ->
     {noreply, St};
 handle_info({'DOWN', _, process, Pid, _}, #st{owners = Owners} = St) ->
     case maps:take(Pid, Owners) of
-        {{_, Hs}, Rest} ->
-            T = (St#st.engine)#engine.handles,
-            [submit({close, HId}, discard, St) || H <- maps:keys(Hs), is_reference(H),
-                                                  [{_, HId, _}] <- [ets:take(T, H)]],
-            Stages = [SId || {stage, SId} <- maps:keys(Hs)],
-            [submit({stage_close, SId}, discard, St) || SId <- Stages],
-            {noreply, St#st{owners = Rest, stages = St#st.stages - length(Stages)}};
-        error ->
-            {noreply, St}
+        {{_, Owned}, Rest} -> {noreply, release(Pid, Owned, St#st{owners = Rest})};
+        error -> {noreply, St}
     end;
 handle_info({Port, {exit_status, Status}}, #st{engine = #engine{port = Port}} = St) ->
     {stop, {engine_exited, Status}, St};
@@ -231,20 +228,6 @@ sweep(#st{engine = #engine{pending = P}}) ->
                      end, [], P),
     lists:foreach(fun(Id) -> ets:delete(P, Id) end, Dead).
 
-%% Closes the stages Pid holds (at most one).
-release_stages(Pid, #st{owners = Owners} = St) ->
-    case Owners of
-        #{Pid := {_, Hs}} ->
-            lists:foldl(fun({stage, SId} = K, Acc) ->
-                                submit({stage_close, SId}, discard, Acc),
-                                (forget(Pid, K, Acc))#st{stages = Acc#st.stages - 1};
-                           (_, Acc) ->
-                                Acc
-                        end, St, maps:keys(Hs));
-        #{} ->
-            St
-    end.
-
 %% Work the server does itself: register it under a request id like any
 %% caller, and finish it when the reply comes.
 submit(Req, Work, #st{engine = #engine{port = Port, pending = P, ids = Ids}}) ->
@@ -255,13 +238,13 @@ finish({open, From, Owner}, {ok, HId}, #st{engine = #engine{handles = T}} = St) 
     H = make_ref(),
     ets:insert(T, {H, HId, Owner}),
     gen_server:reply(From, {ok, H}),
-    own(Owner, H, St);
+    own(Owner, H, true, St);
 finish({stage, From, Pid}, {ok, {SId, Path}}, St) ->
     gen_server:reply(From, {ok, SId, Path}),
-    own(Pid, {stage, SId}, St);
-finish({stage, From, _}, Error, St) ->
+    own(Pid, stage, SId, St);
+finish({stage, From, Pid}, Error, St) ->
     gen_server:reply(From, Error),
-    St#st{stages = St#st.stages - 1};
+    own(Pid, stage, none, St#st{stages = St#st.stages - 1});
 finish({open, From, _}, Error, St) ->
     gen_server:reply(From, Error),
     St;
@@ -271,24 +254,63 @@ finish({reply, From}, Result, St) ->
 finish(discard, _, St) ->
     St.
 
-%% own/forget keep one monitor per owner, whatever number of handles it has;
-%% a process's stage, {stage, StageId}, is kept with its handles.
-%% A monitor on an owner that is already dead fires at once, so a handle
-%% opened for a process that died meanwhile is closed.
-own(Pid, H, #st{owners = Owners} = St) ->
+%% Stages
+
+%% The rows of ?STAGES outlive an engine (see iommap_client:stage/1). Those
+%% a new server finds are of processes that had a stage of an engine that
+%% died: delete those of processes that are gone, watch the others, so that
+%% their rows go when they exit.
+watch_stage_rows(St) ->
+    ets:foldl(fun({Pid, _, _}, Acc) ->
+                      case is_process_alive(Pid) of
+                          true -> own(Pid, stage, none, Acc);
+                          false -> ets:delete(?STAGES, Pid), Acc
+                      end
+              end, St, ?STAGES).
+
+%% Closes the engine's side of the stage Pid holds, if any; Pid is still
+%% watched, for its row.
+release_stage(Pid, #st{owners = Owners} = St) ->
+    case Owners of
+        #{Pid := {_, #{stage := SId}}} when is_integer(SId) ->
+            submit({stage_close, SId}, discard, St),
+            own(Pid, stage, none, St#st{stages = St#st.stages - 1});
+        #{} ->
+            St
+    end.
+
+%% What an owner that exited held: its handles are closed, its stage too,
+%% and its stage row is deleted (its descriptor closed with the process).
+release(Pid, Owned, #st{engine = E} = St) ->
+    ets:delete(?STAGES, Pid),
+    maps:fold(fun(stage, SId, Acc) when is_integer(SId) ->
+                      submit({stage_close, SId}, discard, Acc),
+                      Acc#st{stages = Acc#st.stages - 1};
+                 (H, true, Acc) when is_reference(H) ->
+                      [submit({close, HId}, discard, Acc)
+                       || [{_, HId, _}] <- [ets:take(E#engine.handles, H)]],
+                      Acc;
+                 (_, _, Acc) ->
+                      Acc
+              end, St, Owned).
+
+%% own/forget keep one monitor per owner, whatever it holds. A monitor on
+%% an owner that is already dead fires at once, so a handle opened for a
+%% process that died meanwhile is closed.
+own(Pid, Key, Value, #st{owners = Owners} = St) ->
     Entry = case Owners of
-                #{Pid := {Mon, Hs}} -> {Mon, Hs#{H => true}};
-                #{} -> {erlang:monitor(process, Pid), #{H => true}}
+                #{Pid := {Mon, Owned}} -> {Mon, Owned#{Key => Value}};
+                #{} -> {erlang:monitor(process, Pid), #{Key => Value}}
             end,
     St#st{owners = Owners#{Pid => Entry}}.
 
-forget(Pid, H, #st{owners = Owners} = St) ->
+forget(Pid, Key, #st{owners = Owners} = St) ->
     case Owners of
-        #{Pid := {Mon, Hs}} when map_size(Hs) =:= 1, is_map_key(H, Hs) ->
+        #{Pid := {Mon, Owned}} when map_size(Owned) =:= 1, is_map_key(Key, Owned) ->
             erlang:demonitor(Mon, [flush]),
             St#st{owners = maps:remove(Pid, Owners)};
-        #{Pid := {Mon, Hs}} ->
-            St#st{owners = Owners#{Pid => {Mon, maps:remove(H, Hs)}}};
+        #{Pid := {Mon, Owned}} ->
+            St#st{owners = Owners#{Pid => {Mon, maps:remove(Key, Owned)}}};
         #{} ->
             St
     end.

@@ -15,8 +15,9 @@
 -define(ENGINE_KEY, {iommap, engine}).
 %% Start times of the engine, for its restart back-off; owned by iommap_sup.
 -define(RESTARTS, iommap_restarts).
+%% The stage of each process that has one (see iommap_client:stage_get/1):
+%% {Pid, EnginePort, iommap_client:stage()}. Owned by iommap_sup, so a
+%% process's stage outlives the engine it came from until the process
+%% closes it (see iommap_client:stage/1).
+-define(STAGES, iommap_stages).
 -define(PROTOCOL_VERSION, 4).
-
-%% The calling process's stage (see iommap_client), in its process
-%% dictionary: {Port, {StageId, Fd} | none}.
--define(STAGE_KEY, '$iommap_stage').

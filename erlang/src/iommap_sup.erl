@@ -20,8 +20,13 @@ start_link() ->
 %% whose table this process owns so that it outlives each engine). An engine
 %% that cannot start at all fails in init and stops the application instead
 %% of looping.
+%%
+%% The stage table is this process's too: a process's stage must outlive the
+%% engine it came from, until the process closes it (iommap_client).
 init([]) ->
     ?RESTARTS = ets:new(?RESTARTS, [named_table, public, set]),
+    ?STAGES = ets:new(?STAGES, [named_table, public, set,
+                                {read_concurrency, true}, {write_concurrency, true}]),
     Engine = #{id => iommap_engine,
                start => {iommap_engine, start_link, []},
                restart => permanent,

@@ -10,7 +10,8 @@
          reload_and_purge_with_handles_in_use/1, works_with_no_start_call/1,
          disk_full_is_enospc_not_sigbus/1, truncation_storm/1,
          atomics_across_os_processes/1, engine_kill_during_staged_writes/1,
-         stage_is_replaced_after_engine_restart/1, stage_max_bounds_the_stages/1]).
+         stage_is_replaced_after_engine_restart/1, stage_max_bounds_the_stages/1,
+         stage_outlives_its_engine_until_its_process_acts/1]).
 
 all() ->
     [works_with_no_start_call, owner_death_closes_handles, controlling_process_hands_over,
@@ -18,6 +19,7 @@ all() ->
      disk_full_is_enospc_not_sigbus, truncation_storm, atomics_across_os_processes,
      engine_kill_loses_no_acknowledged_write, engine_kill_repeated,
      engine_kill_during_staged_writes, stage_is_replaced_after_engine_restart,
+     stage_outlives_its_engine_until_its_process_acts,
      stage_max_bounds_the_stages, engine_death_wakes_a_yielding_caller].
 
 init_per_testcase(_, Config) ->
@@ -173,7 +175,7 @@ stage_is_replaced_after_engine_restart(Config) ->
     {ok, H} = iommap:open(P, read_write, []),
     Data = crypto:strong_rand_bytes(Min),
     ok = iommap:pwrite(H, Min, Data),
-    {Port1, {_, Fd1}} = get('$iommap_stage'),
+    {Port1, {stage, _, Fd1}} = iommap_client:stage_get(self()),
     {ok, #{os_pid := OsPid, stages := 1}} = iommap:engine_info(),
     os:cmd("kill -9 " ++ integer_to_list(OsPid)),
     ?assertEqual({error, closed}, iommap:pread(H, 0, Min)),
@@ -183,11 +185,81 @@ stage_is_replaced_after_engine_restart(Config) ->
                         end end),
     {ok, H2} = iommap:open(P, read_write, []),
     ?assert({ok, Data} =:= iommap:pread(H2, Min, Min)),
-    {Port2, {_, _}} = get('$iommap_stage'),
+    {Port2, {stage, _, _}} = iommap_client:stage_get(self()),
     ?assertNotEqual(Port1, Port2),
     ?assertMatch({error, _}, file:pread(Fd1, 0, 1)), % closed on the way
     {ok, #{stages := 1}} = iommap:engine_info(),
     ok = iommap:close(H2).
+
+%% An idle process keeps its stage of an engine that was killed (the VM
+%% closes a raw file only for its owner): it closes it at its next bulk
+%% call, before it opens one of the new engine, so its descriptors do not
+%% grow; a process that exits instead leaves no row behind.
+stage_outlives_its_engine_until_its_process_acts(Config) ->
+    Min = stage_min(),
+    P = file_of(Config, "outlive", 2 * Min),
+    {ok, H} = iommap:open(P, read, []),
+    Acting = spawn_link(fun bulk_reader/0),
+    Leaving = spawn_link(fun bulk_reader/0),
+    [?assertMatch({ok, _}, bulk_read(Pid, H, Min)) || Pid <- [Acting, Leaving]],
+    {Port1, {stage, _, Fd1}} = iommap_client:stage_get(Acting),
+    {Port1, {stage, _, _}} = iommap_client:stage_get(Leaving),
+    VmFds = iommap_test_lib:fds(list_to_integer(os:getpid())),
+    OsPid = iommap_test_lib:engine_os_pid(),
+    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    iommap_test_lib:wait_until(fun() -> new_engine(OsPid) end),
+    {ok, #{stages := 0}} = iommap:engine_info(),
+    %% idle, both still hold their stage of the dead engine
+    ?assertEqual({Port1, {stage, Fd1}}, stage_fd(Acting)),
+    ?assertMatch({Port1, {stage, _, _}}, iommap_client:stage_get(Leaving)),
+    %% a call on a handle of the dead engine touches no stage
+    ?assertEqual({error, closed}, bulk_read(Acting, H, Min)),
+    ?assertEqual({Port1, {stage, Fd1}}, stage_fd(Acting)),
+    %% a bulk call on the new engine closes the old stage, then opens one
+    {ok, H2} = iommap:open(P, read, []),
+    ?assertMatch({ok, _}, bulk_read(Acting, H2, Min)),
+    {Port2, {stage, _, _}} = iommap_client:stage_get(Acting),
+    ?assertNotEqual(Port1, Port2),
+    ?assertMatch({error, _}, in(Acting, fun() -> file:pread(Fd1, 0, 1) end)),
+    ?assertEqual(VmFds, iommap_test_lib:fds(list_to_integer(os:getpid()))),
+    {ok, #{stages := 1}} = iommap:engine_info(),
+    %% one that exits instead leaves no row behind
+    Ref = monitor(process, Leaving),
+    unlink(Leaving),
+    exit(Leaving, kill),
+    receive {'DOWN', Ref, process, Leaving, _} -> ok end,
+    iommap_test_lib:wait_until(fun() -> iommap_client:stage_get(Leaving) =:= undefined end),
+    unlink(Acting),
+    exit(Acting, kill),
+    iommap_test_lib:wait_until(fun() -> iommap_client:stage_get(Acting) =:= undefined end),
+    {ok, #{stages := 0}} = iommap:engine_info(),
+    ok = iommap:close(H2).
+
+%% A process that reads through its stage when asked, and runs funs.
+bulk_reader() ->
+    receive
+        {read, H, Len, From} -> From ! {self(), iommap:pread(H, 0, Len)};
+        {run, F, From} -> From ! {self(), F()}
+    end,
+    bulk_reader().
+
+bulk_read(Pid, H, Len) ->
+    Pid ! {read, H, Len, self()},
+    receive {Pid, R} -> R end.
+
+in(Pid, F) ->
+    Pid ! {run, F, self()},
+    receive {Pid, R} -> R end.
+
+stage_fd(Pid) ->
+    {Port, {stage, _, Fd}} = iommap_client:stage_get(Pid),
+    {Port, {stage, Fd}}.
+
+new_engine(Old) ->
+    case iommap:engine_info() of
+        {ok, #{os_pid := P}} -> P =/= Old;
+        {error, closed} -> false
+    end.
 
 %% No more than stage_max processes hold a stage (each is a descriptor in
 %% the process and in the engine); the others use the pipe, with the same
@@ -205,19 +277,19 @@ stage_max(Config) ->
     Read = fun() -> ?assert({ok, binary:part(Bytes, 1, Min)} =:= iommap:pread(H, 1, Min)) end,
     Procs = [spawn_link(fun() ->
                                 Read(),
-                                Self ! {read, self(), get('$iommap_stage')},
+                                Self ! {read, self(), iommap_client:stage_get(self())},
                                 reader_loop(Read)
                         end) || _ <- lists:seq(1, 4)],
     Got = [receive {read, Pid, {_, S}} -> S end || Pid <- Procs],
-    ?assertEqual(2, length([S || {SId, _} = S <- Got, is_integer(SId)])),
+    ?assertEqual(2, length([S || {stage, _, _} = S <- Got])),
     ?assertEqual({ok, 2}, stage_count()),
-    [Holder | _] = [Pid || {Pid, {SId, _}} <- lists:zip(Procs, Got), is_integer(SId)],
+    [Holder | _] = [Pid || {Pid, {stage, _, _}} <- lists:zip(Procs, Got)],
     [Waiter | _] = [Pid || {Pid, {none, _}} <- lists:zip(Procs, Got)],
     unlink(Holder),
     exit(Holder, kill),
     iommap_test_lib:wait_until(fun() -> stage_count() =:= {ok, 1} end),
     Waiter ! {read_now, Self}, % as if its retry time had passed
-    receive {again, Waiter, {_, {SId2, _}}} -> ?assert(is_integer(SId2)) end,
+    receive {again, Waiter, Again} -> ?assertMatch({_, {stage, _, _}}, Again) end,
     ?assertEqual({ok, 2}, stage_count()),
     [begin unlink(Pid), exit(Pid, kill) end || Pid <- Procs, Pid =/= Holder],
     iommap_test_lib:wait_until(fun() -> stage_count() =:= {ok, 0} end),
@@ -228,10 +300,10 @@ reader_loop(Read) ->
         {read_now, From} ->
             %% Backdate the retry time of a process that got no stage, so the
             %% next bulk call asks again now instead of a second later.
-            {Port, {none, _}} = get('$iommap_stage'),
-            put('$iommap_stage', {Port, {none, erlang:monotonic_time(millisecond) - 1}}),
+            {Port, {none, _}} = iommap_client:stage_get(self()),
+            iommap_client:stage_put(Port, {none, erlang:monotonic_time(millisecond) - 1}),
             Read(),
-            From ! {again, self(), get('$iommap_stage')},
+            From ! {again, self(), iommap_client:stage_get(self())},
             reader_loop(Read)
     end.
 
