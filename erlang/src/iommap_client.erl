@@ -30,10 +30,20 @@
 %% A read or write this big takes the engine 30 µs or more (see wait/3).
 -define(LONG_BYTES, 65536).
 
-%% @doc The running engine, or undefined if none has been started.
+%% @doc The running engine, or undefined if none is up.
+%%
+%% It is read from a named table of the engine server rather than from
+%% persistent_term: replacing a persistent term, as every restart would,
+%% makes the runtime scan every process of the node for the old term; the
+%% table needs no such clean-up and goes with its server, so no stale engine
+%% is ever found. The lookup copies a dozen words, little next to a call.
 -spec engine() -> #engine{} | undefined.
 engine() ->
-    persistent_term:get(?ENGINE_KEY, undefined).
+    try
+        ets:lookup_element(?ENGINE_TAB, engine, 2)
+    catch
+        error:badarg -> undefined % no server, or its engine is not up
+    end.
 
 %% @doc Runs a request on handle H and returns the engine's answer.
 -spec call(reference(), iommap_codec:request()) -> term().
@@ -333,9 +343,10 @@ controlling_process(H, Pid, Caller) ->
     end.
 
 %% The engine server may be between incarnations (the supervisor restarts
-%% it after a crash) or not started yet: start the application and retry
-%% for a while. A server that dies under the call means the request was
-%% lost with its engine.
+%% it after a crash, at once) or not started yet: start the application and
+%% retry for a while. A server that is up but waits to start its engine
+%% (the restart back-off) holds an open until the engine is up. A server
+%% that dies under the call means the request was lost with its engine.
 server_call(Msg, Retries) ->
     try
         gen_server:call(iommap_engine, Msg, infinity)
@@ -349,7 +360,7 @@ server_call(Msg, Retries) ->
 
 ensure_started() ->
     case application:ensure_all_started(iommap) of
-        {ok, []} -> timer:sleep(10); % running: the engine is being restarted
+        {ok, []} -> timer:sleep(10); % running: the server is being restarted
         {ok, _} -> ok;
         {error, Reason} -> erlang:error({iommap_not_started, Reason})
     end.

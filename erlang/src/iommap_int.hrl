@@ -1,5 +1,5 @@
 %% Internal: what a caller needs to talk to the running engine. The engine
-%% server publishes it in persistent_term so a call costs no message to it.
+%% server publishes it in ?ENGINE_TAB so a call costs no message to it.
 -record(engine, {
     server  :: pid(),
     port    :: port(),
@@ -12,7 +12,9 @@
     wait_spin :: non_neg_integer()         %% yields before blocking on a long request's reply
 }).
 
--define(ENGINE_KEY, {iommap, engine}).
+%% The running engine: {engine, #engine{}} in this named table of the engine
+%% server, present only while the engine is up (see iommap_engine:up/2).
+-define(ENGINE_TAB, iommap_engine_tab).
 %% Start times of the engine, for its restart back-off; owned by iommap_sup.
 -define(RESTARTS, iommap_restarts).
 %% The stage of each process that has one (see iommap_client:stage_get/1):

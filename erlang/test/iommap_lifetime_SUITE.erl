@@ -11,7 +11,7 @@
          disk_full_is_enospc_not_sigbus/1, truncation_storm/1,
          atomics_across_os_processes/1, engine_kill_during_staged_writes/1,
          stage_is_replaced_after_engine_restart/1, stage_max_bounds_the_stages/1,
-         stage_outlives_its_engine_until_its_process_acts/1]).
+         stage_outlives_its_engine_until_its_process_acts/1, restart_backoff_blocks_nobody/1]).
 
 all() ->
     [works_with_no_start_call, owner_death_closes_handles, controlling_process_hands_over,
@@ -20,7 +20,8 @@ all() ->
      engine_kill_loses_no_acknowledged_write, engine_kill_repeated,
      engine_kill_during_staged_writes, stage_is_replaced_after_engine_restart,
      stage_outlives_its_engine_until_its_process_acts,
-     stage_max_bounds_the_stages, engine_death_wakes_a_yielding_caller].
+     stage_max_bounds_the_stages, engine_death_wakes_a_yielding_caller,
+     restart_backoff_blocks_nobody].
 
 init_per_testcase(_, Config) ->
     Config.
@@ -499,3 +500,48 @@ yielding_caller(Config) ->
     after 5000 ->
         ct:fail("the yielding caller was not woken by the engine's death")
     end.
+
+%% The restart back-off of an engine that keeps dying is a timer: while it
+%% runs, the supervisor and the new server answer at once, data calls
+%% answer {error, closed} at once, an open waits for the engine and gets
+%% a handle, and the application stops at once.
+restart_backoff_blocks_nobody(Config) ->
+    P = file_of(Config, "backoff", 4096),
+    {ok, H} = iommap:open(P, read_write, []),
+    kill_into_backoff(),
+    T0 = erlang:monotonic_time(millisecond),
+    ?assertMatch([{iommap_engine, Pid, worker, _}] when is_pid(Pid),
+                 gen_server:call(iommap_sup, which_children, 200)),
+    _ = sys:get_state(iommap_engine, 200),
+    ?assertEqual({error, closed}, iommap:pread(H, 0, 1)),
+    ?assertEqual({error, closed}, iommap:engine_info()),
+    Self = self(),
+    spawn_link(fun() ->
+                       Opened = case iommap:open(P, read_write, []) of
+                                    {ok, H2} -> iommap:position(H2);
+                                    Error -> Error
+                                end,
+                       Self ! {opened, Opened}
+               end),
+    ?assert(erlang:monotonic_time(millisecond) - T0 < 500), % the back-off is 1 s
+    receive
+        {opened, Opened} ->
+            ?assertEqual({ok, 4096}, Opened),
+            ?assert(erlang:monotonic_time(millisecond) - T0 >= 500)
+    after 15000 ->
+        ct:fail(open_during_backoff_hung)
+    end,
+    kill_into_backoff(),
+    {Micros, ok} = timer:tc(application, stop, [iommap]),
+    ?assert(Micros < 500000),
+    {ok, _} = application:ensure_all_started(iommap).
+
+%% Kills the engine as if it had died 7 times in a row before, so that the
+%% next start waits a second; returns once the new server is there.
+kill_into_backoff() ->
+    Server = whereis(iommap_engine),
+    true = ets:insert(iommap_restarts, {last_start, erlang:monotonic_time(millisecond), 7}),
+    Ref = monitor(process, Server),
+    os:cmd("kill -9 " ++ integer_to_list(iommap_test_lib:engine_os_pid())),
+    receive {'DOWN', Ref, process, Server, _} -> ok end,
+    iommap_test_lib:wait_until(fun() -> is_pid(whereis(iommap_engine)) end).
