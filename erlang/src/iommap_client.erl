@@ -284,22 +284,38 @@ send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, HId, Re
 %% vector, 64 KiB or more, a staged copy: 10-100 µs in the engine) mostly
 %% does not. So the caller of a long request yields up to wait_spin times
 %% (600: about 100 µs), checking for its reply between, and its scheduler
-%% stays awake. Only when it is the one request in flight: with others in
-%% flight the schedulers have work anyway, and callers that spun would
-%% take the CPU the engine needs (on 2 cores, 4 of them made everyone 20%
-%% slower). docs/PERFORMANCE.md, "a caller that waits awake".
-wait(E, Alias, Length) ->
-    spin(Alias, spins(E, Length)).
+%% stays awake. docs/PERFORMANCE.md, "a caller that waits awake".
+%%
+%% One caller of the node at a time, the one that holds the spinner token:
+%% more would take the CPU the engine needs (on 2 cores, 4 of them made
+%% everyone 20% slower). And only a caller of priority normal or low:
+%% erlang:yield/0 lets only processes of the caller's priority or higher
+%% run, so a high one that spins keeps the reply router (normal) off its
+%% scheduler: a pread_many took 160-180 µs instead of 30.
+wait(#engine{wait_spin = N, spinner = Spinner}, Alias, long) when N > 0 ->
+    case may_spin() andalso take(Spinner) of
+        false ->
+            await(Alias);
+        Token ->
+            try spin(Alias, N)
+            after release(Spinner, Token)
+            end
+    end;
+wait(_, Alias, _) ->
+    await(Alias).
 
-spin(Alias, Spins) when Spins > 0 ->
+spin(Alias, 0) ->
+    await(Alias);
+spin(Alias, N) ->
     receive
         {Alias, _} = Msg -> answer(Alias, Msg);
         {'DOWN', Alias, process, _, _} = Msg -> answer(Alias, Msg)
     after 0 ->
         erlang:yield(),
-        spin(Alias, Spins - 1)
-    end;
-spin(Alias, _) ->
+        spin(Alias, N - 1)
+    end.
+
+await(Alias) ->
     receive
         {Alias, _} = Msg -> answer(Alias, Msg);
         {'DOWN', Alias, process, _, _} = Msg -> answer(Alias, Msg)
@@ -311,15 +327,30 @@ answer(Alias, {Alias, Reply}) ->
 answer(_, {'DOWN', _, process, _, _}) ->
     {error, closed}.
 
-%% How many times to yield for the reply (see wait/3): wait_spin for a
-%% long request that is the only one in flight, else none.
-spins(#engine{wait_spin = N, pending = Pending}, long) ->
-    case ets:info(Pending, size) =:= 1 of
-        true -> N;
-        false -> 0
-    end;
-spins(_, short) ->
-    0.
+may_spin() ->
+    {priority, P} = erlang:process_info(self(), priority),
+    P =:= normal orelse P =:= low.
+
+%% The spinner token: 0 when free, else the time (µs, made odd so never 0)
+%% its holder took it. A holder killed while it spins never gives it back
+%% (an exit signal skips `after'), so a token held longer than any spin
+%% should last is taken as given back.
+-define(SPIN_STALE_US, 50000).
+
+take(Spinner) ->
+    Now = erlang:monotonic_time(microsecond) bor 1,
+    case atomics:compare_exchange(Spinner, 1, 0, Now) of
+        ok ->
+            Now;
+        Held when Now - Held > ?SPIN_STALE_US ->
+            atomics:compare_exchange(Spinner, 1, Held, Now) =:= ok andalso Now;
+        _ ->
+            false
+    end.
+
+release(Spinner, Token) ->
+    _ = atomics:compare_exchange(Spinner, 1, Token, 0),
+    ok.
 
 %% @doc Opens through the engine server, which records the handle and
 %% monitors its owner. Starts the application on first use.

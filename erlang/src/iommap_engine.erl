@@ -416,7 +416,8 @@ up(Vsn, #st{port = Port, waiting = Waiting} = St) ->
                         wait_spin = iommap_env:get(wait_spin),
                         pending = ets:new(iommap_pending, [public, set, {write_concurrency, true}]),
                         handles = ets:new(iommap_handles, [protected, set, {read_concurrency, true}]),
-                        ids = atomics:new(1, [{signed, false}])},
+                        ids = atomics:new(1, [{signed, false}]),
+                        spinner = atomics:new(1, [{signed, true}])},
             true = ets:insert(?ENGINE_TAB, {engine, E}),
             erlang:send_after(?SWEEP_MS, self(), sweep),
             {noreply, lists:foldr(fun serve/2, St#st{phase = up, engine = E, waiting = []}, Waiting)};
