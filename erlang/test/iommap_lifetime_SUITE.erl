@@ -31,6 +31,7 @@ init_per_testcase(_, Config) ->
 end_per_testcase(_, _Config) ->
     ok.
 
+%% A file of Size zero bytes in the suite's directory.
 file_of(Config, Name, Size) ->
     iommap_test_lib:file_in(?config(priv_dir, Config), Name, <<0:(Size * 8)>>).
 
@@ -75,7 +76,7 @@ controlling_process_hands_over(Config) ->
     A ! give,
     receive {gave, R} -> ?assertEqual(ok, R) end,
     receive {'DOWN', ARef, process, A, _} -> ok end,
-    timer:sleep(50),
+    _ = sys:get_state(iommap_engine), % it has handled A's exit, had it still watched A
     %% the old owner died, the handle lives on with us
     ?assertEqual(ok, iommap:pwrite(H, 0, <<"mine">>)),
     ?assertEqual({ok, <<"mine">>}, iommap:pread(H, 0, 4)),
@@ -123,7 +124,7 @@ close_races_with_calls(Config) ->
                                         end || K <- lists:seq(1, 40)],
                                   Self ! {rs, self(), Rs}
                           end) || _ <- lists:seq(1, 4)],
-         timer:sleep(rand:uniform(3)),
+         timer:sleep(rand:uniform(3)), % a random point to close at, not a wait for an event
          ?assertEqual(ok, iommap:close(H)),
          [receive {rs, W, Rs} -> [?assert(Allowed(R)) || R <- Rs] end || W <- Ws]
      end || _ <- lists:seq(1, 20)],
@@ -131,27 +132,37 @@ close_races_with_calls(Config) ->
 
 reload_and_purge_with_handles_in_use(Config) ->
     {ok, H} = iommap:open(file_of(Config, "reload", 4096), read_write, []),
-    Self = self(),
-    Loop = spawn_link(fun() -> reader(H, Self, 0) end),
-    timer:sleep(20),
-    [begin
-         {module, iommap} = code:load_file(iommap),
-         _ = code:purge(iommap),
-         timer:sleep(10)
-     end || _ <- lists:seq(1, 3)],
+    Loop = spawn_link(fun() -> reader(H, 0) end),
+    N0 = reads_past(Loop, 0),
+    %% each reload and purge, then reads on the code loaded by it
+    N = lists:foldl(fun(_, N1) ->
+                            {module, iommap} = code:load_file(iommap),
+                            _ = code:purge(iommap),
+                            reads_past(Loop, N1)
+                    end, N0, lists:seq(1, 3)),
+    ?assert(N > N0),
     ?assert(is_process_alive(Loop)),
-    Loop ! {stop, self()},
-    N = receive {count, C} -> C after 5000 -> ct:fail(reader_stuck) end,
-    ?assert(N > 0),
+    unlink(Loop),
+    exit(Loop, kill),
     ?assertEqual({ok, 4096}, iommap:position(H)),
     ok = iommap:close(H).
 
-reader(H, Parent, N) ->
+reader(H, N) ->
     receive
-        {stop, From} -> From ! {count, N}
-    after 0 ->
-        {ok, _} = iommap:pread(H, 0, 64),
-        reader(H, Parent, N + 1)
+        {count, From} -> From ! {count, self(), N}
+    after 0 -> ok
+    end,
+    {ok, _} = iommap:pread(H, 0, 64),
+    reader(H, N + 1).
+
+%% Waits until the reader has done more than N reads; how many it has done.
+reads_past(Loop, N) ->
+    Loop ! {count, self()},
+    receive
+        {count, Loop, C} when C > N -> C;
+        {count, Loop, _} -> reads_past(Loop, N)
+    after 5000 ->
+        ct:fail(reader_stuck)
     end.
 
 %% 8 writers and readers hammer a shared mapping; the engine is killed with
@@ -273,8 +284,7 @@ stage_max_bounds_the_stages(Config) ->
 stage_max(Config) ->
     Min = stage_min(),
     Bytes = crypto:strong_rand_bytes(2 * Min),
-    P = file_of(Config, "stagemax", 0),
-    ok = file:write_file(P, Bytes),
+    P = iommap_test_lib:file_in(?config(priv_dir, Config), "stagemax", Bytes),
     {ok, H} = iommap:open(P, read, []),
     Self = self(),
     Read = fun() -> ?assert({ok, binary:part(Bytes, 1, Min)} =:= iommap:pread(H, 1, Min)) end,
@@ -330,7 +340,8 @@ kill_round(Config, Name, Seed, Rec, Slots) ->
     Procs0 = erlang:system_info(process_count),
     Self = self(),
     Ws = [spawn_link(fun() -> writer(H, I, Rec, Slots, Seed, Self, []) end) || I <- lists:seq(0, NW - 1)],
-    timer:sleep(30 + rand:uniform(30)),
+    [receive {going, W} -> ok after 10000 -> ct:fail({writer_stuck, W}) end || W <- Ws],
+    timer:sleep(rand:uniform(30)), % a random point to kill at, not a wait for an event
     os:cmd("kill -9 " ++ integer_to_list(OsPid)),
     Results = [receive {acked, W, A, M} -> {A, M} after 10000 -> ct:fail({caller_hung, W}) end || W <- Ws],
     Acked = lists:append([A || {A, _} <- Results]),
@@ -361,6 +372,7 @@ writer(H, I, Rec, Slots, Seed, Parent, Acked) ->
     Val = <<I:8, Seed:8, (length(Acked)):48, 0:((Rec - 8) * 8)>>,
     case iommap:pwrite(H, Off, Val) of
         ok ->
+            Acked =:= [] andalso (Parent ! {going, self()}), % its first write is in
             Acked1 = [{Off, Val} | lists:keydelete(Off, 1, Acked)],
             case iommap:pread(H, Off, Rec) of
                 {ok, Val} -> writer(H, I, Rec, Slots, Seed, Parent, Acked1);
@@ -493,14 +505,14 @@ yielding_caller(Config) ->
     ?assertEqual({ok, [<<"ab">>, <<"cd">>]}, iommap:pread_many(H, [{0, 2}, {100, 2}])),
     OsPid = iommap_test_lib:engine_os_pid(),
     os:cmd("kill -STOP " ++ integer_to_list(OsPid)),
-    Self = self(),
-    Caller = spawn(fun() -> Self ! {answer, self(), iommap:pwrite_many(H, [{0, <<"x">>}])} end),
-    timer:sleep(200), % it has sent, and yields
-    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-    receive
-        {answer, Caller, Answer} -> ?assertEqual({error, closed}, Answer)
-    after 5000 ->
-        ct:fail("the yielding caller was not woken by the engine's death")
+    try
+        Caller = long_caller(H, normal),
+        in_flight(1), % it has sent
+        ?assert(spinning(Caller)),
+        os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+        ?assertEqual({error, closed}, answer(Caller))
+    after
+        os:cmd("kill -CONT " ++ integer_to_list(OsPid)) % if a check above failed
     end.
 
 %% The restart back-off of an engine that keeps dying is a timer: while it
