@@ -127,19 +127,22 @@ transfer(E, HId, Req, _, _, _) ->
 %% through the pipe instead (a read can be repeated; a write has not been
 %% sent yet).
 staged(E, HId, Req, read, Off, Len, {SId, Fd}) ->
-    case send(E, HId, {pread_staged, Off, Len, SId}, long) of
-        ok ->
-            case file:pread(Fd, 0, Len) of
-                {ok, Bin} when byte_size(Bin) =:= Len ->
-                    trim(Fd, Len),
-                    {ok, Bin};
-                _ ->
-                    drop_stage(E),
-                    send(E, HId, Req, long)
-            end;
-        Error ->
-            Error
-    end;
+    Result = case send(E, HId, {pread_staged, Off, Len, SId}, long) of
+                 ok ->
+                     case file:pread(Fd, 0, Len) of
+                         {ok, Bin} when byte_size(Bin) =:= Len ->
+                             {ok, Bin};
+                         _ ->
+                             drop_stage(E),
+                             send(E, HId, Req, long)
+                     end;
+                 Error ->
+                     Error
+             end,
+    %% after an error too: an engine killed after it grew the stage for
+    %% this read answers nothing, and an idle process would hold it all
+    trim(Fd, Len),
+    Result;
 staged(E, HId, Req, {write, Data}, Off, Size, {SId, Fd}) ->
     case file:pwrite(Fd, 0, Data) of
         ok ->

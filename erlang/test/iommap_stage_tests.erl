@@ -138,6 +138,21 @@ big_transfers_leave_the_stage_empty_test() ->
     ok = iommap:close(H),
     ok = file:delete(P).
 
+%% A read that fails leaves the stage no bigger than 8 MiB either: here
+%% the stage is grown as an engine does for a read, and the read fails.
+a_failed_read_leaves_the_stage_empty_test() ->
+    P = file_with("trimfail", binary:copy(<<"f">>, 2 * min_size())),
+    {ok, H} = iommap:open(P, read, []),
+    in_process(fun() ->
+        {ok, _} = iommap:pread(H, 0, min_size()),
+        {_, {stage, _, Fd}} = stage(),
+        ok = file:pwrite(Fd, 0, binary:copy(<<"g">>, 9 bsl 20)),
+        ?assertEqual({error, out_of_bounds}, iommap:pread(H, 1, 9 bsl 20)),
+        ?assertEqual(eof, file:pread(Fd, 0, 1))
+    end),
+    ok = iommap:close(H),
+    ok = file:delete(P).
+
 %% If this side of the stage fails, the call goes through the pipe with the
 %% same answer, and the process stops using the stage.
 a_broken_stage_falls_back_to_the_pipe_test() ->
