@@ -156,10 +156,12 @@ read(H, Off, Len) -> iommap_client:call(H, {pread, c(Off), c(Len)}).
 %% '''
 -spec pwrite(handle(), non_neg_integer(), iodata()) -> ok | {error, reason()}.
 pwrite(H, Off, Data) when is_reference(H), ?IS_OFFSET(Off), (is_binary(Data) orelse is_list(Data)) ->
-    Size = iolist_size(Data), % raises badarg for anything that is not iodata
+    %% iolist_size/1 raises badarg for anything that is not iodata; the
+    %% request carries the size, counted here once (see iommap_codec)
+    Size = iolist_size(Data),
     if
         Off < 0 -> {error, badarg};
-        true -> iommap_client:call(H, {pwrite, c(Off), Data, Size}) % Size: see iommap_codec
+        true -> iommap_client:call(H, {pwrite, c(Off), Data, Size})
     end;
 pwrite(_, _, _) ->
     erlang:error(badarg).

@@ -228,7 +228,7 @@ used({none, _}) -> none.
 
 forget_stage(Stage) ->
     close_stage(Stage),
-    _ = catch_badarg(fun() -> ets:delete(?STAGES, self()) end),
+    _ = try ets:delete(?STAGES, self()) catch error:badarg -> true end,
     none.
 
 drop_stage(#engine{server = S, port = Port}) ->
@@ -245,16 +245,15 @@ drop_stage(#engine{server = S, port = Port}) ->
 close_stage({stage, _, Fd}) -> _ = file:close(Fd), ok;
 close_stage({none, _}) -> ok.
 
-catch_badarg(F) ->
-    try F() catch error:badarg -> badarg end.
-
 %% @doc The stage row of process Pid: the port of the engine its stage
 %% belongs to, and the stage.
 -spec stage_get(pid()) -> {port(), stage()} | undefined.
 stage_get(Pid) ->
-    case catch_badarg(fun() -> ets:lookup(?STAGES, Pid) end) of
+    try ets:lookup(?STAGES, Pid) of
         [{_, Port, Stage}] -> {Port, Stage};
-        _ -> undefined % none, or no table
+        [] -> undefined
+    catch
+        error:badarg -> undefined % the application is not running
     end.
 
 %% @doc Sets the calling process's stage row. Raises badarg if the
