@@ -33,7 +33,8 @@
          controlling_process/2, info/1, engine_info/0]).
 %% Beyond the NIF package
 -export([pread_many/2, pwrite_many/2, sync/4, resident/3,
-         add/3, compare_exchange/4, load/2, store/3]).
+         add/3, sub/3, bit_and/3, bit_or/3, bit_xor/3, exchange/3,
+         compare_exchange/4, load/2, store/3]).
 
 -type handle() :: reference().
 -type mode() :: read | write | read_write.
@@ -41,7 +42,8 @@
 -type advise_hint() :: normal | random | sequential | willneed | dontneed
                      | populate_read | populate_write.
 -type open_option() :: read | write | read_write | {size, non_neg_integer()}
-                     | shared | private | lock | populate | nocache | create | truncate.
+                     | shared | private | lock | populate | nocache | create | truncate
+                     | {chmod, 0..8#7777} | delete_on_close.
 -type reason() :: badarg | enomem | enoent | eacces | closed | out_of_bounds
                 | sigbus | einval | atom().
 
@@ -71,6 +73,14 @@ open(Path, Options) ->
 %% ignored); `populate' prefaults (MAP_POPULATE); `nocache' does nothing on
 %% Linux. Unknown options are ignored.
 %%
+%% Beyond the NIF: `{chmod, Mode}' (an integer 0..8#7777, else `badarg' is
+%% raised) gives a file that `create' makes exactly those permission bits,
+%% whatever the umask; an existing file keeps its own. `delete_on_close'
+%% removes the file's path when the handle is closed: by {@link close/1},
+%% when its owner dies, when the application stops, and when the engine dies
+%% (then the engine server removes it). A VM killed outright removes
+%% nothing.
+%%
 %% A mapping cannot be empty: an empty file, `create' of a missing file or
 %% `truncate' without `{size, N}', or `{size, 0}' give `{error, einval}', and
 %% so do `create' or `truncate' in `read' mode. All of these are checked
@@ -85,9 +95,9 @@ open(Path, Options) ->
 -spec open(file:filename_all(), mode(), [open_option()]) -> {ok, handle()} | {error, reason()}.
 open(Path, Mode, Options) when (Mode =:= read orelse Mode =:= write orelse Mode =:= read_write),
                                is_list(Options) ->
-    {Share, Size, Flags} = options(Options, shared, undefined, []),
+    {Share, Size, Perm, Flags} = options(Options, {shared, undefined, undefined}, []),
     case path(Path) of
-        {ok, Bin} -> iommap_client:open(Bin, Mode, Share, Size, Flags);
+        {ok, Bin} -> iommap_client:open(Bin, Mode, Share, Size, Perm, Flags);
         Error -> Error
     end;
 open(_, _, _) ->
@@ -358,7 +368,12 @@ resident(_, _, _) ->
 %% the mapped page, so they are atomic against every OS process that maps
 %% the file `shared'. An unaligned offset gives `{error, einval}'; a value
 %% outside -2^63..2^63-1 gives `{error, badarg}'. `load' needs read access,
-%% `store' write access, `add' and `compare_exchange' both (`{error, eacces}').
+%% `store' write access, the read-modify-writes (`add', `sub', `bit_and',
+%% `bit_or', `bit_xor', `exchange', `compare_exchange') both
+%% (`{error, eacces}'). Each runs under the handle's lock, so against a
+%% concurrent `truncate/2' or `close/1' it gives the value, `{error, closed}'
+%% or `{error, sigbus}', never a crash. `compare_exchange' is strong: it
+%% never reports a mismatch when the word held `Expected'.
 
 %% @doc Adds `Incr' to the word at `Off' (wrapping) and returns the old value.
 %%
@@ -370,6 +385,50 @@ resident(_, _, _) ->
 add(H, Off, Incr) when is_reference(H), is_integer(Off), is_integer(Incr) ->
     atomic(H, Off, [Incr], {add, c(Off), Incr});
 add(_, _, _) ->
+    erlang:error(badarg).
+
+%% @doc Subtracts `V' from the word at `Off' (wrapping) and returns the old
+%% value.
+-spec sub(handle(), non_neg_integer(), integer()) -> {ok, integer()} | {error, reason()}.
+sub(H, Off, V) when is_reference(H), is_integer(Off), is_integer(V) ->
+    atomic(H, Off, [V], {sub, c(Off), V});
+sub(_, _, _) ->
+    erlang:error(badarg).
+
+%% @doc The word at `Off' becomes its bitwise and with `V'; returns the old
+%% value. (`and' is a reserved word in Erlang.)
+-spec bit_and(handle(), non_neg_integer(), integer()) -> {ok, integer()} | {error, reason()}.
+bit_and(H, Off, V) when is_reference(H), is_integer(Off), is_integer(V) ->
+    atomic(H, Off, [V], {bit_and, c(Off), V});
+bit_and(_, _, _) ->
+    erlang:error(badarg).
+
+%% @doc The word at `Off' becomes its bitwise or with `V'; returns the old
+%% value.
+-spec bit_or(handle(), non_neg_integer(), integer()) -> {ok, integer()} | {error, reason()}.
+bit_or(H, Off, V) when is_reference(H), is_integer(Off), is_integer(V) ->
+    atomic(H, Off, [V], {bit_or, c(Off), V});
+bit_or(_, _, _) ->
+    erlang:error(badarg).
+
+%% @doc The word at `Off' becomes its bitwise exclusive or with `V';
+%% returns the old value.
+-spec bit_xor(handle(), non_neg_integer(), integer()) -> {ok, integer()} | {error, reason()}.
+bit_xor(H, Off, V) when is_reference(H), is_integer(Off), is_integer(V) ->
+    atomic(H, Off, [V], {bit_xor, c(Off), V});
+bit_xor(_, _, _) ->
+    erlang:error(badarg).
+
+%% @doc Stores `V' at `Off' and returns the old value.
+%%
+%% ```
+%% {ok, 0} = iommap:exchange(H, 0, 7),
+%% {ok, 7} = iommap:exchange(H, 0, 8).
+%% '''
+-spec exchange(handle(), non_neg_integer(), integer()) -> {ok, integer()} | {error, reason()}.
+exchange(H, Off, V) when is_reference(H), is_integer(Off), is_integer(V) ->
+    atomic(H, Off, [V], {exchange, c(Off), V});
+exchange(_, _, _) ->
     erlang:error(badarg).
 
 %% @doc Stores `New' at `Off' if the word holds `Expected'; otherwise leaves
@@ -441,17 +500,25 @@ c(N) -> N.
 
 %% Options: of shared/private and of repeated {size, N} the last wins;
 %% unknown options are ignored, as in the NIF package.
-options([], Share, Size, Flags) ->
-    {Share, Size, lists:reverse(Flags)};
-options([shared | T], _, Size, Flags) -> options(T, shared, Size, Flags);
-options([private | T], _, Size, Flags) -> options(T, private, Size, Flags);
-options([{size, N} | T], Share, _, Flags) when is_integer(N), N >= 0 -> options(T, Share, c(N), Flags);
-options([{size, _} | _], _, _, _) -> erlang:error(badarg);
-options([F | T], Share, Size, Flags) when F =:= create; F =:= truncate; F =:= lock;
-                                          F =:= populate; F =:= nocache ->
-    options(T, Share, Size, [F | Flags]);
-options([_ | T], Share, Size, Flags) -> options(T, Share, Size, Flags);
-options(_, _, _, _) -> erlang:error(badarg). % an improper list
+options([], {Share, Size, Perm}, Flags) ->
+    {Share, Size, Perm, lists:reverse(Flags)};
+options([S | T], {_, Size, Perm}, Flags) when S =:= shared; S =:= private ->
+    options(T, {S, Size, Perm}, Flags);
+options([{size, N} | T], {Share, _, Perm}, Flags) when is_integer(N), N >= 0 ->
+    options(T, {Share, c(N), Perm}, Flags);
+options([{size, _} | _], _, _) ->
+    erlang:error(badarg);
+options([{chmod, M} | T], {Share, Size, _}, Flags) when is_integer(M), M >= 0, M =< 8#7777 ->
+    options(T, {Share, Size, M}, Flags);
+options([{chmod, _} | _], _, _) ->
+    erlang:error(badarg);
+options([F | T], Set, Flags) when F =:= create; F =:= truncate; F =:= lock;
+                                  F =:= populate; F =:= nocache; F =:= delete_on_close ->
+    options(T, Set, [F | Flags]);
+options([_ | T], Set, Flags) ->
+    options(T, Set, Flags);
+options(_, _, _) ->
+    erlang:error(badarg). % an improper list
 
 path(Path) when is_binary(Path) ->
     absolute(no_nul(Path));

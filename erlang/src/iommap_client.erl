@@ -15,7 +15,7 @@
 
 -include("iommap_int.hrl").
 
--export([open/5, close/1, controlling_process/3, call/2, engine/0]).
+-export([open/6, close/1, controlling_process/3, call/2, engine/0]).
 -export([stage_get/1, stage_put/2]).
 
 %% A process's stage (PROTOCOL.md, "Stages"): the engine's stage id and this
@@ -356,10 +356,11 @@ release(Spinner, Token) ->
 
 %% @doc Opens through the engine server, which records the handle and
 %% monitors its owner. Starts the application on first use.
--spec open(binary(), atom(), shared | private, non_neg_integer() | undefined, [atom()]) ->
+-spec open(binary(), atom(), shared | private, non_neg_integer() | undefined,
+           0..8#7777 | undefined, [atom()]) ->
           {ok, reference()} | {error, term()}.
-open(Path, Mode, Share, Size, Flags) ->
-    server_call({open, Path, Mode, Share, Size, Flags, self()}, 50).
+open(Path, Mode, Share, Size, Perm, Flags) ->
+    server_call({open, Path, Mode, Share, Size, Perm, Flags, self()}, 50).
 
 -spec close(reference()) -> ok | {error, term()}.
 close(H) ->

@@ -49,7 +49,10 @@
     waiting = [] :: [{term(), gen_server:from()}], %% calls that wait for the engine, last first
     owners = #{} :: #{pid() => {reference(), owned()}},
     stages = 0 :: non_neg_integer(), %% open or being opened, at most stage_max
-    stage_max :: non_neg_integer()
+    stage_max :: non_neg_integer(),
+    %% the paths of open delete_on_close handles: the engine unlinks each
+    %% when it closes the handle; if the engine dies, this server does
+    unlink = #{} :: #{reference() => binary()}
 }).
 
 %% @doc Starts the engine server, registered as iommap_engine.
@@ -120,14 +123,18 @@ handle_call(Msg, From, #st{phase = Phase, waiting = Waiting} = St) when Phase =/
     end;
 handle_call(await_up, _From, St) ->
     {reply, ok, St};
-handle_call({open, Path, Mode, Share, Size, Flags, Owner}, From, St) ->
-    submit({open, Path, Mode, Share, Size, Flags}, {open, From, Owner}, St),
+handle_call({open, Path, Mode, Share, Size, Perm, Flags, Owner}, From, St) ->
+    Unlink = case lists:member(delete_on_close, Flags) of
+                 true -> Path;
+                 false -> none
+             end,
+    submit({open, Path, Mode, Share, Size, Perm, Flags}, {open, From, Owner, Unlink}, St),
     {noreply, St};
 handle_call({close, H}, From, #st{engine = #engine{handles = T}} = St) ->
     case ets:take(T, H) of
         [{H, HId, Owner}] ->
             submit({close, HId}, {reply, From}, St),
-            {noreply, forget(Owner, H, St)};
+            {noreply, forget(Owner, H, St#st{unlink = maps:remove(H, St#st.unlink)})};
         [] ->
             {reply, {error, closed}, St}
     end;
@@ -213,9 +220,9 @@ handle_info({'DOWN', _, process, Pid, _}, #st{owners = Owners} = St) ->
 handle_info({Port, {exit_status, Status}}, #st{port = Port, phase = hello} = St) ->
     not_started({engine_exited, Status}, St);
 handle_info({Port, {exit_status, Status}}, #st{port = Port} = St) ->
-    {stop, {engine_exited, Status}, St};
+    {stop, {engine_exited, Status}, unlink_all(St)};
 handle_info({'EXIT', Port, Reason}, #st{port = Port} = St) ->
-    {stop, {engine_exited, Reason}, St};
+    {stop, {engine_exited, Reason}, unlink_all(St)};
 handle_info(Msg, St) ->
     logger:warning("iommap_engine: unexpected message ~p", [Msg]),
     {noreply, St}.
@@ -273,10 +280,14 @@ submit(Req, Work, #st{engine = #engine{port = Port, pending = P, ids = Ids}}) ->
     Id = iommap_codec:new_id(P, Ids, Work),
     erlang:port_command(Port, iommap_codec:encode(Id, Req)).
 
-finish({open, From, Owner}, {ok, HId}, #st{engine = #engine{handles = T}} = St) ->
+finish({open, From, Owner, Unlink}, {ok, HId}, #st{engine = #engine{handles = T}} = St0) ->
     H = make_ref(),
     ets:insert(T, {H, HId, Owner}),
     gen_server:reply(From, {ok, H}),
+    St = case Unlink of
+             none -> St0;
+             Path -> St0#st{unlink = (St0#st.unlink)#{H => Path}}
+         end,
     own(Owner, H, true, St);
 finish({stage, From, Pid}, {ok, {SId, Path}}, St) ->
     gen_server:reply(From, {ok, SId, Path}),
@@ -284,7 +295,7 @@ finish({stage, From, Pid}, {ok, {SId, Path}}, St) ->
 finish({stage, From, Pid}, Error, St) ->
     gen_server:reply(From, Error),
     own(Pid, stage, none, St#st{stages = St#st.stages - 1});
-finish({open, From, _}, Error, St) ->
+finish({open, From, _, _}, Error, St) ->
     gen_server:reply(From, Error),
     St;
 finish({reply, From}, Result, St) ->
@@ -328,10 +339,17 @@ release(Pid, Owned, #st{engine = E} = St) ->
                  (H, true, Acc) when is_reference(H) ->
                       [submit({close, HId}, discard, Acc)
                        || [{_, HId, _}] <- [ets:take(E#engine.handles, H)]],
-                      Acc;
+                      Acc#st{unlink = maps:remove(H, Acc#st.unlink)};
                  (_, _, Acc) ->
                       Acc
               end, St, Owned).
+
+%% The engine died with delete_on_close handles open: it cannot unlink
+%% their files any more, so this server does, as the close that the death
+%% of the engine amounts to.
+unlink_all(#st{unlink = Paths} = St) ->
+    _ = [file:delete(Path, [raw]) || Path <- maps:values(Paths)],
+    St#st{unlink = #{}}.
 
 %% own/forget keep one monitor per owner, whatever it holds. A monitor on
 %% an owner that is already dead fires at once, so a handle opened for a
