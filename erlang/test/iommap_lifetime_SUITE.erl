@@ -467,7 +467,7 @@ atomics_across_os_processes(Config) ->
                    true = port_command(Port, term_to_binary(Req)),
                    receive {Port, {data, B}} -> binary_to_term(B) after 5000 -> ct:fail(no_reply) end
            end,
-    {1, {ok, HId}} = Call({1, open, list_to_binary(P), read_write, shared, undefined, []}),
+    {1, {ok, HId}} = Call({1, open, list_to_binary(P), read_write, shared, undefined, undefined, []}),
     N = 20000, Batch = 500,
     Self = self(),
     Other = spawn_link(fun() ->
