@@ -563,10 +563,10 @@ func TestQueueOnATruncatedFileFaults(t *testing.T) {
 	if err := os.Truncate(path, 100); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.QueuePush([][]byte{[]byte("x")}, false); err != ErrFault {
+	if err := h.QueuePush([][]byte{[]byte("x")}, false); !errors.Is(err, ErrFault) {
 		t.Fatalf("push: %v", err)
 	}
-	if _, err := pop(h, 1); err != ErrFault {
+	if _, err := pop(h, 1); !errors.Is(err, ErrFault) {
 		t.Fatalf("pop: %v", err)
 	}
 }
