@@ -112,9 +112,12 @@ func TestBlocksCrashLoop(t *testing.T) {
 	model := map[uint64]uint64{}
 	var st struct{ stored, freed, suicides, unansweredStores, unansweredFrees int }
 	began := time.Now()
+	cs := &children{t: t, n: kills, spec: func(round int) string {
+		return fmt.Sprintf("blocks-crash %s %d 0", path, uint64(round)<<32)
+	}}
 	for round := 1; round <= kills; round++ {
 		base := uint64(round) << 32
-		c := startChild(t, fmt.Sprintf("blocks-crash %s %d 0", path, base))
+		c := cs.take()
 		msgs := c.kill(t, time.Duration(rng.IntN(3000))*time.Microsecond)
 		next := base
 		for _, m := range msgs {

@@ -60,6 +60,11 @@ func childMain() {
 		os.Exit(2)
 	}
 	r := &reporter{f: os.NewFile(3, "report")}
+	// Wait for the word to go (a byte on descriptor 4): a child may be
+	// started ahead, while the one before it runs.
+	if _, err := os.NewFile(4, "go").Read(make([]byte, 1)); err != nil {
+		os.Exit(0)
+	}
 	switch kind {
 	case "queue-crash":
 		queueCrashChild(r, path, a, b)
@@ -111,6 +116,7 @@ func openChild(r *reporter, path string) *Handle {
 // child is a running child process and what it reported.
 type child struct {
 	cmd   *exec.Cmd
+	start *os.File // a byte written here lets it go
 	ready chan struct{}
 	done  chan struct{}
 	mu    sync.Mutex
@@ -120,20 +126,62 @@ type child struct {
 // startChild runs the child spec, whose reports the returned child gathers.
 func startChild(t testing.TB, spec string) *child {
 	t.Helper()
+	c := newChild(t, spec)
+	c.run()
+	return c
+}
+
+// newChild starts the process of the child spec, which waits for run.
+// (The race detector's runtime takes 100 ms or more to start: the crash
+// loops start the next children while one runs.)
+func newChild(t testing.TB, spec string) *child {
+	t.Helper()
 	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr, gw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+spec)
-	cmd.ExtraFiles = []*os.File{pw}
+	cmd.ExtraFiles = []*os.File{pw, gr}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	pw.Close()
-	c := &child{cmd: cmd, ready: make(chan struct{}), done: make(chan struct{})}
+	gr.Close()
+	c := &child{cmd: cmd, start: gw, ready: make(chan struct{}), done: make(chan struct{})}
 	go c.read(pr)
+	return c
+}
+
+func (c *child) run() {
+	c.start.Write([]byte{1})
+	c.start.Close()
+}
+
+// children gives the children of specs 1 to n in turn, each started
+// ahead of its turn while those before it run, and let go at its turn.
+type children struct {
+	t       testing.TB
+	spec    func(i int) string
+	n, next int
+	ahead   []*child
+}
+
+const childrenAhead = 4
+
+func (cs *children) take() *child {
+	for cs.next < cs.n && len(cs.ahead) < childrenAhead {
+		cs.next++
+		cs.ahead = append(cs.ahead, newChild(cs.t, cs.spec(cs.next)))
+	}
+	c := cs.ahead[0]
+	cs.ahead = cs.ahead[1:]
+	c.run()
 	return c
 }
 

@@ -113,9 +113,12 @@ func TestQueueCrashLoop(t *testing.T) {
 	var model []uint64 // the ids in the queue, front first
 	var st struct{ pushed, popped, suicides, lostPops, unansweredPushes, most, full int }
 	began := time.Now()
+	cs := &children{t: t, n: kills, spec: func(round int) string {
+		return fmt.Sprintf("queue-crash %s %d %d", path, uint64(round)<<32, round/10%2)
+	}}
 	for round := 1; round <= kills; round++ {
 		base := uint64(round) << 32
-		c := startChild(t, fmt.Sprintf("queue-crash %s %d %d", path, base, round/10%2))
+		c := cs.take()
 		msgs := c.kill(t, time.Duration(rng.IntN(3000))*time.Microsecond)
 
 		expect := slices.Clone(model)
