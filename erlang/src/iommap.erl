@@ -156,7 +156,9 @@ read(H, Off, Len) -> iommap_client:call(H, {pread, c(Off), c(Len)}).
 %% '''
 -spec pwrite(handle(), non_neg_integer(), iodata()) -> ok | {error, reason()}.
 pwrite(H, Off, Data) when is_reference(H), ?IS_OFFSET(Off), (is_binary(Data) orelse is_list(Data)) ->
-    Size = iolist_size(Data), % raises badarg for anything that is not iodata
+    %% iolist_size/1 raises badarg for anything that is not iodata; the
+    %% request carries the size, counted here once (see iommap_codec)
+    Size = iolist_size(Data),
     if
         Off < 0 -> {error, badarg};
         true -> iommap_client:call(H, {pwrite, c(Off), Data, Size})
@@ -231,7 +233,7 @@ advise(_, _, _, _) ->
 %% '''
 -spec position(handle()) -> {ok, non_neg_integer()} | {error, reason()}.
 position(H) when is_reference(H) ->
-    iommap_client:call(H, position);
+    iommap_client:call(H, {position});
 position(_) ->
     erlang:error(badarg).
 
@@ -261,7 +263,7 @@ controlling_process(_, _) ->
 %% '''
 -spec info(handle()) -> {ok, map()} | {error, reason()}.
 info(H) when is_reference(H) ->
-    iommap_client:call(H, info);
+    iommap_client:call(H, {info});
 info(_) ->
     erlang:error(badarg).
 
@@ -291,8 +293,8 @@ engine_info() ->
 -spec pread_many(handle(), [{non_neg_integer(), non_neg_integer()}]) ->
           {ok, [binary()]} | {error, reason()}.
 pread_many(H, Ranges) when is_reference(H), is_list(Ranges) ->
-    case pairs(Ranges, fun is_integer/1) of
-        ok -> iommap_client:call(H, {pread_many, [{c(O), c(L)} || {O, L} <- Ranges]});
+    case pairs(Ranges, fun range/2) of
+        {ok, Rs} -> iommap_client:call(H, {pread_many, Rs});
         negative -> {error, badarg}
     end;
 pread_many(_, _) ->
@@ -309,8 +311,8 @@ pread_many(_, _) ->
 %% '''
 -spec pwrite_many(handle(), [{non_neg_integer(), iodata()}]) -> ok | {error, reason()}.
 pwrite_many(H, Writes) when is_reference(H), is_list(Writes) ->
-    case pairs(Writes, fun iodata/1) of
-        ok -> iommap_client:call(H, {pwrite_many, [{c(O), D} || {O, D} <- Writes]});
+    case pairs(Writes, fun piece/2) of
+        {ok, Pieces} -> iommap_client:call(H, {pwrite_many, Pieces});
         negative -> {error, badarg}
     end;
 pwrite_many(_, _) ->
@@ -366,7 +368,7 @@ resident(_, _, _) ->
 %% '''
 -spec add(handle(), non_neg_integer(), integer()) -> {ok, integer()} | {error, reason()}.
 add(H, Off, Incr) when is_reference(H), is_integer(Off), is_integer(Incr) ->
-    atomic(H, Off, add, [Incr]);
+    atomic(H, Off, [Incr], {add, c(Off), Incr});
 add(_, _, _) ->
     erlang:error(badarg).
 
@@ -381,46 +383,56 @@ add(_, _, _) ->
           ok | {error, {mismatch, integer()} | reason()}.
 compare_exchange(H, Off, Expected, New) when is_reference(H), is_integer(Off),
                                              is_integer(Expected), is_integer(New) ->
-    atomic(H, Off, compare_exchange, [Expected, New]);
+    atomic(H, Off, [Expected, New], {compare_exchange, c(Off), Expected, New});
 compare_exchange(_, _, _, _) ->
     erlang:error(badarg).
 
 %% @doc Reads the word at `Off' atomically.
 -spec load(handle(), non_neg_integer()) -> {ok, integer()} | {error, reason()}.
 load(H, Off) when is_reference(H), is_integer(Off) ->
-    atomic(H, Off, load, []);
+    atomic(H, Off, [], {load, c(Off)});
 load(_, _) ->
     erlang:error(badarg).
 
 %% @doc Writes the word at `Off' atomically.
 -spec store(handle(), non_neg_integer(), integer()) -> ok | {error, reason()}.
 store(H, Off, V) when is_reference(H), is_integer(Off), is_integer(V) ->
-    atomic(H, Off, store, [V]);
+    atomic(H, Off, [V], {store, c(Off), V});
 store(_, _, _) ->
     erlang:error(badarg).
 
 -define(INT64(V), (V >= -16#8000000000000000 andalso V =< 16#7FFFFFFFFFFFFFFF)).
 
-atomic(H, Off, Op, Vals) ->
+atomic(H, Off, Vals, Req) ->
     case Off >= 0 andalso lists:all(fun(V) -> ?INT64(V) end, Vals) of
-        true -> iommap_client:call(H, {Op, c(Off), Vals});
+        true -> iommap_client:call(H, Req);
         false -> {error, badarg}
     end.
 
-%% A proper list of {Off, X}: a wrong shape or type raises badarg; a
-%% negative offset or length is `negative'.
-pairs(L, CheckX) -> pairs(L, CheckX, ok).
-pairs([], _, Acc) -> Acc;
-pairs([{Off, X} | T], CheckX, Acc) when is_integer(Off) ->
-    CheckX(X) orelse erlang:error(badarg),
-    Neg = Off < 0 orelse (is_integer(X) andalso X < 0),
-    pairs(T, CheckX, case Neg of true -> negative; false -> Acc end);
-pairs(_, _, _) ->
+%% A proper list of {Off, X}, each made into what the request carries by
+%% Carry(Off, X): a wrong shape or type raises badarg, even after a negative
+%% offset or length, which makes the answer `negative'.
+pairs(L, Carry) -> pairs(L, Carry, [], ok).
+
+pairs([], _, Acc, ok) -> {ok, lists:reverse(Acc)};
+pairs([], _, _, negative) -> negative;
+pairs([{Off, X} | T], Carry, Acc, Neg) when is_integer(Off) ->
+    Item = Carry(Off, X),
+    Neg1 = case Off < 0 orelse (is_integer(X) andalso X < 0) of
+               true -> negative;
+               false -> Neg
+           end,
+    pairs(T, Carry, [Item | Acc], Neg1);
+pairs(_, _, _, _) ->
     erlang:error(badarg).
 
-iodata(D) when is_binary(D) -> true;
-iodata(D) when is_list(D) -> _ = iolist_size(D), true;
-iodata(_) -> false.
+range(Off, Len) when is_integer(Len) -> {c(Off), c(Len)};
+range(_, _) -> erlang:error(badarg).
+
+%% A piece of a pwrite_many carries its size, counted here once (it raises
+%% badarg for anything that is not iodata) for the limit and the frame.
+piece(Off, D) when is_binary(D); is_list(D) -> {c(Off), D, iolist_size(D)};
+piece(_, _) -> erlang:error(badarg).
 
 %% Integers past 2^64 are out of bounds (or too large a file) whatever their
 %% size, so they travel as 2^64: the engine then need not decode huge ones.
