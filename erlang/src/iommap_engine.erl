@@ -121,7 +121,7 @@ handle_call(Msg, From, #st{phase = Phase, waiting = Waiting} = St) when Phase =/
 handle_call(await_up, _From, St) ->
     {reply, ok, St};
 handle_call({open, Path, Mode, Share, Size, Flags, Owner}, From, St) ->
-    submit({open, Path, Mode, Share, Size, Flags}, {open, From, Owner}, St),
+    submit({open, Path, Mode, Share, Size, undefined, Flags}, {open, From, Owner}, St),
     {noreply, St};
 handle_call({close, H}, From, #st{engine = #engine{handles = T}} = St) ->
     case ets:take(T, H) of
