@@ -122,7 +122,7 @@ open(Path, Want, Options) ->
                  end,
     case iommap:open(Path, read_write, []) of
         {ok, H} ->
-            case iommap_client:call(H, {blocks_open}) of
+            case call(H, {blocks_open}) of
                 {ok, {Size, N} = Shape} when Want =:= any; Want =:= Shape ->
                     {ok, #blocks{handle = H, block_size = Size, capacity = N, durability = Durability}};
                 Other ->
@@ -142,7 +142,7 @@ open(Path, Want, Options) ->
 store(#blocks{block_size = Size}, Bin) when is_binary(Bin), byte_size(Bin) =/= Size ->
     {error, badarg};
 store(#blocks{handle = H, durability = D}, Bin) when is_binary(Bin) ->
-    iommap_client:call(H, {blocks_store, D, Bin});
+    call(H, {blocks_store, D, Bin});
 store(_, _) ->
     erlang:error(badarg).
 
@@ -151,7 +151,7 @@ store(_, _) ->
 read(#blocks{}, Addr) when is_integer(Addr), Addr < 0 ->
     {error, badarg};
 read(#blocks{handle = H}, Addr) when is_integer(Addr) ->
-    iommap_client:call(H, {blocks_read, Addr});
+    call(H, {blocks_read, Addr});
 read(_, _) ->
     erlang:error(badarg).
 
@@ -160,7 +160,7 @@ read(_, _) ->
 free(#blocks{}, Addr) when is_integer(Addr), Addr < 0 ->
     {error, badarg};
 free(#blocks{handle = H, durability = D}, Addr) when is_integer(Addr) ->
-    iommap_client:call(H, {blocks_free, D, Addr});
+    call(H, {blocks_free, D, Addr});
 free(_, _) ->
     erlang:error(badarg).
 
@@ -175,7 +175,7 @@ fold(_, _, _) ->
     erlang:error(badarg).
 
 fold(Fun, Acc, H, From, Chunk) ->
-    case iommap_client:call(H, {blocks_scan, From, Chunk}) of
+    case call(H, {blocks_scan, From, Chunk}) of
         {ok, {[], _}} ->
             {ok, Acc};
         {ok, {Blocks, Next}} ->
@@ -203,7 +203,7 @@ close(_) ->
 format(Tmp, Size, Req) ->
     case iommap:open(Tmp, read_write, [create, truncate, {size, Size}]) of
         {ok, H} ->
-            Result = iommap_client:call(H, Req),
+            Result = call(H, Req),
             _ = iommap:close(H),
             Result;
         {error, _} = E ->
@@ -218,3 +218,7 @@ tmp_name(Path) ->
 
 tmp_suffix() ->
     iolist_to_binary([".", os:getpid(), ".", integer_to_list(erlang:unique_integer([positive])), ".tmp"]).
+
+%% The engine runs these requests off its main loop, under a file lock.
+call(H, Req) ->
+    iommap_client:call_long(H, Req).

@@ -126,7 +126,7 @@ open(Path, Want, Options) ->
                  end,
     case iommap:open(Path, read_write, []) of
         {ok, H} ->
-            case iommap_client:call(H, {queue_open}) of
+            case call(H, {queue_open}) of
                 {ok, Ring} when Want =:= any; Want =:= Ring ->
                     {ok, #queue{handle = H, durability = Durability}};
                 Other ->
@@ -144,7 +144,7 @@ open(Path, Want, Options) ->
 %% written) if its frame does not fit in the free space.
 -spec push(queue(), binary()) -> ok | {error, full | iommap:reason()}.
 push(#queue{handle = H, durability = D}, Bin) when is_binary(Bin) ->
-    iommap_client:call(H, {queue_push, D, Bin});
+    call(H, {queue_push, D, Bin});
 push(_, _) ->
     erlang:error(badarg).
 
@@ -156,7 +156,7 @@ push_many(#queue{handle = H, durability = D}, Bins) when is_list(Bins) ->
     case lists:all(fun is_binary/1, Bins) of
         false -> erlang:error(badarg);
         true when length(Bins) > ?MAX_VECTOR -> {error, e2big};
-        true -> iommap_client:call(H, {queue_push_many, D, Bins})
+        true -> call(H, {queue_push_many, D, Bins})
     end;
 push_many(_, _) ->
     erlang:error(badarg).
@@ -164,7 +164,7 @@ push_many(_, _) ->
 %% @doc Removes the front record and gives it, or `empty'.
 -spec pop(queue()) -> {ok, binary()} | empty | {error, iommap:reason()}.
 pop(#queue{handle = H, durability = D}) ->
-    case iommap_client:call(H, {queue_pop, D, 1}) of
+    case call(H, {queue_pop, D, 1}) of
         {ok, [Bin]} -> {ok, Bin};
         {ok, []} -> empty;
         {error, _} = E -> E
@@ -179,7 +179,7 @@ pop(_) ->
 pop_many(#queue{}, Max) when is_integer(Max), Max < 0 ->
     {error, badarg};
 pop_many(#queue{handle = H, durability = D}, Max) when is_integer(Max) ->
-    iommap_client:call(H, {queue_pop, D, Max});
+    call(H, {queue_pop, D, Max});
 pop_many(_, _) ->
     erlang:error(badarg).
 
@@ -202,7 +202,7 @@ peek(Q) ->
 %% '''
 -spec peek_ref(queue()) -> {ok, ack_ref(), binary()} | empty | {error, iommap:reason()}.
 peek_ref(#queue{handle = H}) ->
-    case iommap_client:call(H, {queue_peek, 0, 1}) of
+    case call(H, {queue_peek, 0, 1}) of
         {ok, {[Bin], Ref, _}} -> {ok, Ref, Bin};
         {ok, {[], _, _}} -> empty;
         {error, _} = E -> E
@@ -215,14 +215,14 @@ peek_ref(_) ->
 %% einval}' if it is not the front (records before it are still there).
 -spec ack(queue(), ack_ref()) -> ok | {error, iommap:reason()}.
 ack(#queue{handle = H, durability = D}, Ref) when is_integer(Ref), Ref >= 0 ->
-    iommap_client:call(H, {queue_ack, D, Ref});
+    call(H, {queue_ack, D, Ref});
 ack(_, _) ->
     erlang:error(badarg).
 
 %% @doc The number of records in the queue.
 -spec len(queue()) -> {ok, non_neg_integer()} | {error, iommap:reason()}.
 len(#queue{handle = H}) ->
-    iommap_client:call(H, {queue_len});
+    call(H, {queue_len});
 len(_) ->
     erlang:error(badarg).
 
@@ -238,7 +238,7 @@ fold(_, _, _) ->
     erlang:error(badarg).
 
 fold(Fun, Acc, H, Cursor) ->
-    case iommap_client:call(H, {queue_peek, Cursor, ?FOLD_CHUNK}) of
+    case call(H, {queue_peek, Cursor, ?FOLD_CHUNK}) of
         {ok, {[], _, _}} -> {ok, Acc};
         {ok, {Bins, _, Next}} -> fold(Fun, lists:foldl(Fun, Acc, Bins), H, Next);
         {error, _} = E -> E
@@ -263,7 +263,7 @@ close(_) ->
 format(Tmp, Size, Req) ->
     case iommap:open(Tmp, read_write, [create, truncate, {size, Size}]) of
         {ok, H} ->
-            Result = iommap_client:call(H, Req),
+            Result = call(H, Req),
             _ = iommap:close(H),
             Result;
         {error, _} = E ->
@@ -278,3 +278,7 @@ tmp_name(Path) ->
 
 tmp_suffix() ->
     iolist_to_binary([".", os:getpid(), ".", integer_to_list(erlang:unique_integer([positive])), ".tmp"]).
+
+%% The engine runs these requests off its main loop, under a file lock.
+call(H, Req) ->
+    iommap_client:call_long(H, Req).
