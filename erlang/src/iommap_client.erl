@@ -15,7 +15,7 @@
 
 -include("iommap_int.hrl").
 
--export([open/6, close/1, controlling_process/3, call/2, engine/0]).
+-export([open/6, close/1, controlling_process/3, call/2, call_long/2, engine/0]).
 -export([stage_get/1, stage_put/2]).
 
 %% A process's stage (PROTOCOL.md, "Stages"): the engine's stage id and this
@@ -59,6 +59,23 @@ call(#engine{handles = Handles} = E, H, Req) ->
         [] -> {error, closed}
     catch
         error:badarg -> {error, closed} % the table died with its engine
+    end.
+
+%% @doc As call/2, for a request the engine never runs on its main loop
+%% (those of iommap_queue and iommap_blocks, which take a file lock): its
+%% caller waits for the reply as for a long request (see wait/3).
+-spec call_long(reference(), iommap_codec:request()) -> term().
+call_long(H, Req) ->
+    case engine() of
+        undefined ->
+            {error, closed};
+        #engine{handles = Handles} = E ->
+            try ets:lookup(Handles, H) of
+                [{_, HId, _}] -> send(E, HId, Req, long);
+                [] -> {error, closed}
+            catch
+                error:badarg -> {error, closed}
+            end
     end.
 
 %% info: the engine knows the mapping, this side knows the owner.

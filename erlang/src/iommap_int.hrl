@@ -23,4 +23,4 @@
 %% process's stage outlives the engine it came from until the process
 %% closes it (see iommap_client:stage/1).
 -define(STAGES, iommap_stages).
--define(PROTOCOL_VERSION, 5).
+-define(PROTOCOL_VERSION, 6).
