@@ -43,6 +43,7 @@ var operations = []operation{
 	{name: "position", args: []argKind{argHandle}, run: withWaitUint((*Server).position), inline: always, fuzzable: true},
 	{name: "info", args: []argKind{argHandle}, run: (*Server).info, fuzzable: true},
 	{name: "check", args: []argKind{argHandle, argAccess, argEnd}, run: withErr((*Server).check), fuzzable: true},
+	{name: "region", args: []argKind{argHandle}, run: (*Server).region, inline: always, fuzzable: true},
 	{name: "stats", run: (*Server).stats, fuzzable: true},
 	{name: "pread_many", args: []argKind{argHandle, argRanges}, run: (*Server).preadMany, inline: smallVector, fuzzable: true},
 	{name: "pwrite_many", args: []argKind{argHandle, argPieces}, run: withWait((*Server).pwriteMany), inline: smallVector, fuzzable: true},
@@ -267,6 +268,16 @@ func (s *Server) info(req request, b []byte, _ bool) ([]byte, bool) {
 // ok. The Erlang side asks it for a request too large to send, so that one
 // still answers in the documented order.
 func (s *Server) check(req request) error { return req.handle.Check(req.write, req.n) }
+
+// {Id, region, H} -> {ok, {Addr, Size}}: where the mapping lies in the
+// engine's memory, for the Erlang side's direct reads of it.
+func (s *Server) region(req request, b []byte, _ bool) ([]byte, bool) {
+	addr, size, err := req.handle.Region()
+	if err != nil {
+		return reply(b, req, err)
+	}
+	return appendOKTerm(b, req.id, erlang.OtpErlangTuple{uint64(addr), size}), false
+}
 
 // {Id, stats} -> {ok, #{handles, in_flight, stages}}
 func (s *Server) stats(req request, b []byte, _ bool) ([]byte, bool) {

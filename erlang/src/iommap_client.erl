@@ -55,7 +55,8 @@ call(H, Req) ->
 
 call(#engine{handles = Handles} = E, H, Req) ->
     try ets:lookup(Handles, H) of
-        [{_, HId, Owner}] -> with_owner(Req, Owner, fit(E, HId, Req));
+        %% reads of shared mappings may be served here (iommap_direct)
+        [{_, HId, Owner}] -> with_owner(Req, Owner, iommap_direct:run(E, H, HId, Req, fun fit/3));
         [] -> {error, closed}
     catch
         error:badarg -> {error, closed} % the table died with its engine

@@ -110,8 +110,10 @@ info() ->
 init([]) ->
     process_flag(trap_exit, true),
     ?ENGINE_TAB = ets:new(?ENGINE_TAB, [named_table, protected, set, {read_concurrency, true}]),
+    ok = iommap_direct:new_regions(),
     %% before the engine is published: see iommap_client's keep/2
-    {ok, watch_stage_rows(#st{stage_max = iommap_env:get(stage_max)}), {continue, start}}.
+    St = watch_stage_rows(#st{stage_max = iommap_env:get(stage_max)}),
+    {ok, iommap_direct:watch(fun(Pid, Acc) -> own(Pid, reader, true, Acc) end, St), {continue, start}}.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #st{}) ->
@@ -128,11 +130,13 @@ handle_call({open, Path, Mode, Share, Size, Perm, Flags, Owner}, From, St) ->
                  true -> Path;
                  false -> none
              end,
-    submit({open, Path, Mode, Share, Size, Perm, Flags}, {open, From, Owner, Unlink}, St),
+    Direct = iommap_direct:applies(Share) andalso Mode,
+    submit({open, Path, Mode, Share, Size, Perm, Flags}, {open, From, Owner, Unlink, Direct}, St),
     {noreply, St};
 handle_call({close, H}, From, #st{engine = #engine{handles = T}} = St) ->
     case ets:take(T, H) of
         [{H, HId, Owner}] ->
+            ok = iommap_direct:closing(H),
             submit({close, HId}, {reply, From}, St),
             {noreply, forget(Owner, H, St#st{unlink = maps:remove(H, St#st.unlink)})};
         [] ->
@@ -177,6 +181,9 @@ handle_cast({stage_close, Pid, SId}, #st{owners = Owners} = St) ->
         #{Pid := {_, #{stage := SId}}} -> {noreply, release_stage(Pid, St)};
         #{} -> {noreply, St}
     end;
+handle_cast({direct_reader, Pid}, St) ->
+    %% so that its row goes when it exits (see iommap_direct:keep/2)
+    {noreply, own(Pid, reader, true, St)};
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
@@ -210,6 +217,7 @@ handle_info(hello_timeout, St) ->
     {noreply, St};
 handle_info(sweep, St) ->
     sweep(St),
+    ok = iommap_direct:sweep(),
     erlang:send_after(?SWEEP_MS, self(), sweep),
     {noreply, St};
 handle_info({'DOWN', _, process, Pid, _}, #st{owners = Owners} = St) ->
@@ -244,6 +252,7 @@ handle_continue(let_go, St) ->
 %% @private
 -spec terminate(term(), #st{}) -> ok.
 terminate(_Reason, St) ->
+    ok = iommap_direct:closing_all(), % the engine unmaps everything at the port's close
     _ = close_port(St),
     ok.
 
@@ -280,22 +289,22 @@ submit(Req, Work, #st{engine = #engine{port = Port, pending = P, ids = Ids}}) ->
     Id = iommap_codec:new_id(P, Ids, Work),
     erlang:port_command(Port, iommap_codec:encode(Id, Req)).
 
-finish({open, From, Owner, Unlink}, {ok, HId}, #st{engine = #engine{handles = T}} = St0) ->
-    H = make_ref(),
-    ets:insert(T, {H, HId, Owner}),
-    gen_server:reply(From, {ok, H}),
-    St = case Unlink of
-             none -> St0;
-             Path -> St0#st{unlink = (St0#st.unlink)#{H => Path}}
-         end,
-    own(Owner, H, true, St);
+finish({open, From, Owner, Unlink, false}, {ok, HId}, St) ->
+    opened(From, Owner, Unlink, HId, none, St);
+finish({open, From, Owner, Unlink, Mode}, {ok, HId}, St) ->
+    %% A shared mapping on Linux: the caller gets its handle once its
+    %% region is known, so that its reads can go direct at once.
+    submit({region, HId}, {region, From, Owner, Unlink, HId, Mode}, St),
+    St;
+finish({region, From, Owner, Unlink, HId, Mode}, Region, St) ->
+    opened(From, Owner, Unlink, HId, {Mode, Region}, St);
 finish({stage, From, Pid}, {ok, {SId, Path}}, St) ->
     gen_server:reply(From, {ok, SId, Path}),
     own(Pid, stage, SId, St);
 finish({stage, From, Pid}, Error, St) ->
     gen_server:reply(From, Error),
     own(Pid, stage, none, St#st{stages = St#st.stages - 1});
-finish({open, From, _, _}, Error, St) ->
+finish({open, From, _, _, _}, Error, St) ->
     gen_server:reply(From, Error),
     St;
 finish({reply, From}, Result, St) ->
@@ -303,6 +312,20 @@ finish({reply, From}, Result, St) ->
     St;
 finish(discard, _, St) ->
     St.
+
+opened(From, Owner, Unlink, HId, Region, #st{engine = #engine{handles = T}} = St0) ->
+    H = make_ref(),
+    case Region of
+        {Mode, {ok, {Addr, Size}}} -> ok = iommap_direct:add_region(H, Mode, Addr, Size);
+        _ -> ok % read through the engine
+    end,
+    ets:insert(T, {H, HId, Owner}),
+    gen_server:reply(From, {ok, H}),
+    St = case Unlink of
+             none -> St0;
+             Path -> St0#st{unlink = (St0#st.unlink)#{H => Path}}
+         end,
+    own(Owner, H, true, St).
 
 %% Stages
 
@@ -333,11 +356,15 @@ release_stage(Pid, #st{owners = Owners} = St) ->
 %% and its stage row is deleted (its descriptor closed with the process).
 release(Pid, Owned, #st{engine = E} = St) ->
     ets:delete(?STAGES, Pid),
+    ok = iommap_direct:forget(Pid),
     maps:fold(fun(stage, SId, Acc) when is_integer(SId) ->
                       submit({stage_close, SId}, discard, Acc),
                       Acc#st{stages = Acc#st.stages - 1};
                  (H, true, Acc) when is_reference(H) ->
-                      [submit({close, HId}, discard, Acc)
+                      [begin
+                           ok = iommap_direct:closing(H),
+                           submit({close, HId}, discard, Acc)
+                       end
                        || [{_, HId, _}] <- [ets:take(E#engine.handles, H)]],
                       Acc#st{unlink = maps:remove(H, Acc#st.unlink)};
                  (_, _, Acc) ->

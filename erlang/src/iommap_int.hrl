@@ -23,4 +23,12 @@
 %% process's stage outlives the engine it came from until the process
 %% closes it (see iommap_client:stage/1).
 -define(STAGES, iommap_stages).
--define(PROTOCOL_VERSION, 6).
+%% Direct reads (iommap_direct): where each shared mapping of the running
+%% engine lies, {H, Mode, Atomics}; owned by the engine server, so it goes
+%% with its engine's handles.
+-define(REGIONS, iommap_regions).
+%% The descriptor each reading process holds on /proc/<engine>/mem:
+%% {Pid, EnginePort, {fd, Fd} | {none, RetryAt}}. Owned by iommap_sup, like
+%% ?STAGES, so a process's row outlives the engine it came from.
+-define(READERS, iommap_readers).
+-define(PROTOCOL_VERSION, 7).

@@ -184,70 +184,76 @@ engine_kill_during_staged_writes(Config) ->
 %% A process's stage belongs to one engine: after a restart the process
 %% gets a new one from the new engine, and the old one is closed.
 stage_is_replaced_after_engine_restart(Config) ->
-    Min = stage_min(),
-    P = file_of(Config, "restage", 4 * Min),
-    {ok, H} = iommap:open(P, read_write, []),
-    Data = crypto:strong_rand_bytes(Min),
-    ok = iommap:pwrite(H, Min, Data),
-    {Port1, {stage, _, Fd1}} = iommap_client:stage_get(self()),
-    {ok, #{os_pid := OsPid, stages := 1}} = iommap:engine_info(),
-    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-    ?assertEqual({error, closed}, iommap:pread(H, 0, Min)),
-    iommap_test_lib:wait_until(fun() -> case iommap:engine_info() of
-                            {ok, #{os_pid := New}} -> New =/= OsPid;
-                            _ -> false
-                        end end),
-    {ok, H2} = iommap:open(P, read_write, []),
-    ?assert({ok, Data} =:= iommap:pread(H2, Min, Min)),
-    {Port2, {stage, _, _}} = iommap_client:stage_get(self()),
-    ?assertNotEqual(Port1, Port2),
-    ?assertMatch({error, _}, file:pread(Fd1, 0, 1)), % closed on the way
-    {ok, #{stages := 1}} = iommap:engine_info(),
-    ok = iommap:close(H2).
+    %% reads of shared mappings go direct, not through a stage
+    iommap_test_lib:with_env(direct_reads, false, fun() ->
+        Min = stage_min(),
+        P = file_of(Config, "restage", 4 * Min),
+        {ok, H} = iommap:open(P, read_write, []),
+        Data = crypto:strong_rand_bytes(Min),
+        ok = iommap:pwrite(H, Min, Data),
+        {Port1, {stage, _, Fd1}} = iommap_client:stage_get(self()),
+        {ok, #{os_pid := OsPid, stages := 1}} = iommap:engine_info(),
+        os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+        ?assertEqual({error, closed}, iommap:pread(H, 0, Min)),
+        iommap_test_lib:wait_until(fun() -> case iommap:engine_info() of
+                                {ok, #{os_pid := New}} -> New =/= OsPid;
+                                _ -> false
+                            end end),
+        {ok, H2} = iommap:open(P, read_write, []),
+        ?assert({ok, Data} =:= iommap:pread(H2, Min, Min)),
+        {Port2, {stage, _, _}} = iommap_client:stage_get(self()),
+        ?assertNotEqual(Port1, Port2),
+        ?assertMatch({error, _}, file:pread(Fd1, 0, 1)), % closed on the way
+        {ok, #{stages := 1}} = iommap:engine_info(),
+        ok = iommap:close(H2)
+    end).
 
 %% An idle process keeps its stage of an engine that was killed (the VM
 %% closes a raw file only for its owner): it closes it at its next bulk
 %% call, before it opens one of the new engine, so its descriptors do not
 %% grow; a process that exits instead leaves no row behind.
 stage_outlives_its_engine_until_its_process_acts(Config) ->
-    Min = stage_min(),
-    P = file_of(Config, "outlive", 2 * Min),
-    {ok, H} = iommap:open(P, read, []),
-    Acting = spawn_link(fun bulk_reader/0),
-    Leaving = spawn_link(fun bulk_reader/0),
-    [?assertMatch({ok, _}, bulk_read(Pid, H, Min)) || Pid <- [Acting, Leaving]],
-    {Port1, {stage, _, Fd1}} = iommap_client:stage_get(Acting),
-    {Port1, {stage, _, _}} = iommap_client:stage_get(Leaving),
-    VmFds = iommap_test_lib:fds(list_to_integer(os:getpid())),
-    OsPid = iommap_test_lib:engine_os_pid(),
-    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-    iommap_test_lib:wait_until(fun() -> new_engine(OsPid) end),
-    {ok, #{stages := 0}} = iommap:engine_info(),
-    %% idle, both still hold their stage of the dead engine
-    ?assertEqual({Port1, {stage, Fd1}}, stage_fd(Acting)),
-    ?assertMatch({Port1, {stage, _, _}}, iommap_client:stage_get(Leaving)),
-    %% a call on a handle of the dead engine touches no stage
-    ?assertEqual({error, closed}, bulk_read(Acting, H, Min)),
-    ?assertEqual({Port1, {stage, Fd1}}, stage_fd(Acting)),
-    %% a bulk call on the new engine closes the old stage, then opens one
-    {ok, H2} = iommap:open(P, read, []),
-    ?assertMatch({ok, _}, bulk_read(Acting, H2, Min)),
-    {Port2, {stage, _, _}} = iommap_client:stage_get(Acting),
-    ?assertNotEqual(Port1, Port2),
-    ?assertMatch({error, _}, in(Acting, fun() -> file:pread(Fd1, 0, 1) end)),
-    ?assertEqual(VmFds, iommap_test_lib:fds(list_to_integer(os:getpid()))),
-    {ok, #{stages := 1}} = iommap:engine_info(),
-    %% one that exits instead leaves no row behind
-    Ref = monitor(process, Leaving),
-    unlink(Leaving),
-    exit(Leaving, kill),
-    receive {'DOWN', Ref, process, Leaving, _} -> ok end,
-    iommap_test_lib:wait_until(fun() -> iommap_client:stage_get(Leaving) =:= undefined end),
-    unlink(Acting),
-    exit(Acting, kill),
-    iommap_test_lib:wait_until(fun() -> iommap_client:stage_get(Acting) =:= undefined end),
-    {ok, #{stages := 0}} = iommap:engine_info(),
-    ok = iommap:close(H2).
+    %% reads of shared mappings go direct, not through a stage
+    iommap_test_lib:with_env(direct_reads, false, fun() ->
+        Min = stage_min(),
+        P = file_of(Config, "outlive", 2 * Min),
+        {ok, H} = iommap:open(P, read, []),
+        Acting = spawn_link(fun bulk_reader/0),
+        Leaving = spawn_link(fun bulk_reader/0),
+        [?assertMatch({ok, _}, bulk_read(Pid, H, Min)) || Pid <- [Acting, Leaving]],
+        {Port1, {stage, _, Fd1}} = iommap_client:stage_get(Acting),
+        {Port1, {stage, _, _}} = iommap_client:stage_get(Leaving),
+        VmFds = iommap_test_lib:fds(list_to_integer(os:getpid())),
+        OsPid = iommap_test_lib:engine_os_pid(),
+        os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+        iommap_test_lib:wait_until(fun() -> new_engine(OsPid) end),
+        {ok, #{stages := 0}} = iommap:engine_info(),
+        %% idle, both still hold their stage of the dead engine
+        ?assertEqual({Port1, {stage, Fd1}}, stage_fd(Acting)),
+        ?assertMatch({Port1, {stage, _, _}}, iommap_client:stage_get(Leaving)),
+        %% a call on a handle of the dead engine touches no stage
+        ?assertEqual({error, closed}, bulk_read(Acting, H, Min)),
+        ?assertEqual({Port1, {stage, Fd1}}, stage_fd(Acting)),
+        %% a bulk call on the new engine closes the old stage, then opens one
+        {ok, H2} = iommap:open(P, read, []),
+        ?assertMatch({ok, _}, bulk_read(Acting, H2, Min)),
+        {Port2, {stage, _, _}} = iommap_client:stage_get(Acting),
+        ?assertNotEqual(Port1, Port2),
+        ?assertMatch({error, _}, in(Acting, fun() -> file:pread(Fd1, 0, 1) end)),
+        ?assertEqual(VmFds, iommap_test_lib:fds(list_to_integer(os:getpid()))),
+        {ok, #{stages := 1}} = iommap:engine_info(),
+        %% one that exits instead leaves no row behind
+        Ref = monitor(process, Leaving),
+        unlink(Leaving),
+        exit(Leaving, kill),
+        receive {'DOWN', Ref, process, Leaving, _} -> ok end,
+        iommap_test_lib:wait_until(fun() -> iommap_client:stage_get(Leaving) =:= undefined end),
+        unlink(Acting),
+        exit(Acting, kill),
+        iommap_test_lib:wait_until(fun() -> iommap_client:stage_get(Acting) =:= undefined end),
+        {ok, #{stages := 0}} = iommap:engine_info(),
+        ok = iommap:close(H2)
+    end).
 
 %% A process that reads through its stage when asked, and runs funs.
 bulk_reader() ->
@@ -279,7 +285,10 @@ new_engine(Old) ->
 %% the process and in the engine); the others use the pipe, with the same
 %% answers, and get a stage after one is given back.
 stage_max_bounds_the_stages(Config) ->
-    iommap_test_lib:with_env(stage_max, 2, fun() -> stage_max(Config) end).
+    %% reads of shared mappings go direct, not through a stage
+    iommap_test_lib:with_env(direct_reads, false, fun() ->
+        iommap_test_lib:with_env(stage_max, 2, fun() -> stage_max(Config) end)
+    end).
 
 stage_max(Config) ->
     Min = stage_min(),

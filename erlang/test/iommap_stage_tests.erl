@@ -123,74 +123,83 @@ one_stage_per_process_and_gone_with_it_test() ->
 
 %% A stage gives back what it held past 8 MiB as soon as the call is done.
 big_transfers_leave_the_stage_empty_test() ->
-    P = file_with("trim", binary:copy(<<"t">>, 10 bsl 20)),
-    {ok, H} = iommap:open(P, read_write, []),
-    in_process(fun() ->
-        {ok, _} = iommap:pread(H, 0, 1 bsl 20),
-        {_, {stage, _, Fd}} = stage(),
-        ?assertMatch({ok, <<_>>}, file:pread(Fd, 0, 1)),
-        {ok, _} = iommap:pread(H, 0, 9 bsl 20),
-        ?assertEqual(eof, file:pread(Fd, 0, 1)),
-        ok = iommap:pwrite(H, 0, binary:copy(<<"u">>, 9 bsl 20)),
-        ?assertEqual(eof, file:pread(Fd, 0, 1)),
-        ?assertEqual({ok, <<"ut">>}, iommap:pread(H, (9 bsl 20) - 1, 2))
-    end),
-    ok = iommap:close(H),
-    ok = file:delete(P).
+    %% reads of shared mappings go direct, not through a stage
+    iommap_test_lib:with_env(direct_reads, false, fun() ->
+        P = file_with("trim", binary:copy(<<"t">>, 10 bsl 20)),
+        {ok, H} = iommap:open(P, read_write, []),
+        in_process(fun() ->
+            {ok, _} = iommap:pread(H, 0, 1 bsl 20),
+            {_, {stage, _, Fd}} = stage(),
+            ?assertMatch({ok, <<_>>}, file:pread(Fd, 0, 1)),
+            {ok, _} = iommap:pread(H, 0, 9 bsl 20),
+            ?assertEqual(eof, file:pread(Fd, 0, 1)),
+            ok = iommap:pwrite(H, 0, binary:copy(<<"u">>, 9 bsl 20)),
+            ?assertEqual(eof, file:pread(Fd, 0, 1)),
+            ?assertEqual({ok, <<"ut">>}, iommap:pread(H, (9 bsl 20) - 1, 2))
+        end),
+        ok = iommap:close(H),
+        ok = file:delete(P)
+    end).
 
 %% A read that fails leaves the stage no bigger than 8 MiB either: here
 %% the stage is grown as an engine does for a read, and the read fails.
 a_failed_read_leaves_the_stage_empty_test() ->
-    P = file_with("trimfail", binary:copy(<<"f">>, 2 * min_size())),
-    {ok, H} = iommap:open(P, read, []),
-    in_process(fun() ->
-        {ok, _} = iommap:pread(H, 0, min_size()),
-        {_, {stage, _, Fd}} = stage(),
-        ok = file:pwrite(Fd, 0, binary:copy(<<"g">>, 9 bsl 20)),
-        ?assertEqual({error, out_of_bounds}, iommap:pread(H, 1, 9 bsl 20)),
-        ?assertEqual(eof, file:pread(Fd, 0, 1))
-    end),
-    ok = iommap:close(H),
-    ok = file:delete(P).
+    %% reads of shared mappings go direct, not through a stage
+    iommap_test_lib:with_env(direct_reads, false, fun() ->
+        P = file_with("trimfail", binary:copy(<<"f">>, 2 * min_size())),
+        {ok, H} = iommap:open(P, read, []),
+        in_process(fun() ->
+            {ok, _} = iommap:pread(H, 0, min_size()),
+            {_, {stage, _, Fd}} = stage(),
+            ok = file:pwrite(Fd, 0, binary:copy(<<"g">>, 9 bsl 20)),
+            ?assertEqual({error, out_of_bounds}, iommap:pread(H, 1, 9 bsl 20)),
+            ?assertEqual(eof, file:pread(Fd, 0, 1))
+        end),
+        ok = iommap:close(H),
+        ok = file:delete(P)
+    end).
 
 %% If this side of the stage fails, the call goes through the pipe with the
 %% same answer, and the process stops using the stage.
 a_broken_stage_falls_back_to_the_pipe_test() ->
-    Big = min_size(),
-    Bytes = crypto:strong_rand_bytes(2 * Big),
-    P = file_with("fallback", Bytes),
-    {ok, H} = iommap:open(P, read_write, []),
-    Before = stages(),
-    in_process(fun() ->
-        {ok, _} = iommap:pread(H, 0, Big),
-        {Port, {stage, SId, Fd}} = stage(),
-        ok = file:close(Fd), % break it
-        ?assertEqual({ok, binary:part(Bytes, 1, Big)}, iommap:pread(H, 1, Big)),
-        ?assertMatch({Port, {none, _}}, stage()),
-        iommap_test_lib:wait_until(fun() -> stages() =:= Before end),
-        New = crypto:strong_rand_bytes(Big),
-        ?assertEqual(ok, iommap:pwrite(H, 3, New)),
-        ?assertEqual({ok, New}, iommap:pread(H, 3, Big)),
-        %% no new stage before the retry time, one after it
-        {ok, _} = iommap:pread(H, 0, Big),
-        ?assertMatch({Port, {none, _}}, stage()),
-        iommap_client:stage_put(Port, {none, erlang:monotonic_time(millisecond) - 1}),
-        {ok, _} = iommap:pread(H, 0, Big),
-        ?assertMatch({Port, {stage, _, _}}, stage()),
-        ?assertEqual(Before + 1, stages()),
-        {Port, {stage, _, Fd2}} = stage(),
-        ok = file:close(Fd2),
-        ?assertEqual(ok, iommap:pwrite(H, 5, <<0:(Big * 8)>>)),
-        ?assertMatch({Port, {none, _}}, stage()),
-        %% the same for a write whose stage breaks
-        iommap_client:stage_put(Port, {stage, SId, Fd}),
-        New2 = crypto:strong_rand_bytes(Big),
-        ?assertEqual(ok, iommap:pwrite(H, 5, New2)),
-        ?assertMatch({Port, {none, _}}, stage()),
-        ?assertEqual({ok, New2}, iommap:pread(H, 5, Big))
-    end),
-    ok = iommap:close(H),
-    ok = file:delete(P).
+    %% reads of shared mappings go direct, not through a stage
+    iommap_test_lib:with_env(direct_reads, false, fun() ->
+        Big = min_size(),
+        Bytes = crypto:strong_rand_bytes(2 * Big),
+        P = file_with("fallback", Bytes),
+        {ok, H} = iommap:open(P, read_write, []),
+        Before = stages(),
+        in_process(fun() ->
+            {ok, _} = iommap:pread(H, 0, Big),
+            {Port, {stage, SId, Fd}} = stage(),
+            ok = file:close(Fd), % break it
+            ?assertEqual({ok, binary:part(Bytes, 1, Big)}, iommap:pread(H, 1, Big)),
+            ?assertMatch({Port, {none, _}}, stage()),
+            iommap_test_lib:wait_until(fun() -> stages() =:= Before end),
+            New = crypto:strong_rand_bytes(Big),
+            ?assertEqual(ok, iommap:pwrite(H, 3, New)),
+            ?assertEqual({ok, New}, iommap:pread(H, 3, Big)),
+            %% no new stage before the retry time, one after it
+            {ok, _} = iommap:pread(H, 0, Big),
+            ?assertMatch({Port, {none, _}}, stage()),
+            iommap_client:stage_put(Port, {none, erlang:monotonic_time(millisecond) - 1}),
+            {ok, _} = iommap:pread(H, 0, Big),
+            ?assertMatch({Port, {stage, _, _}}, stage()),
+            ?assertEqual(Before + 1, stages()),
+            {Port, {stage, _, Fd2}} = stage(),
+            ok = file:close(Fd2),
+            ?assertEqual(ok, iommap:pwrite(H, 5, <<0:(Big * 8)>>)),
+            ?assertMatch({Port, {none, _}}, stage()),
+            %% the same for a write whose stage breaks
+            iommap_client:stage_put(Port, {stage, SId, Fd}),
+            New2 = crypto:strong_rand_bytes(Big),
+            ?assertEqual(ok, iommap:pwrite(H, 5, New2)),
+            ?assertMatch({Port, {none, _}}, stage()),
+            ?assertEqual({ok, New2}, iommap:pread(H, 5, Big))
+        end),
+        ok = iommap:close(H),
+        ok = file:delete(P)
+    end).
 
 %% Many processes with their own stages at once, each checking its bytes.
 many_processes_at_once_test_() ->
