@@ -141,9 +141,10 @@ pread(_, _, _) ->
 %% @doc Returns the same bytes as {@link pread/3}.
 %%
 %% In the NIF package this is a binary that points into the mapping. Here
-%% the mapping lives in another OS process, and memory cannot be shared
-%% across the port boundary, so it is a copy made by the engine: a
-%% snapshot, not a live view, that stays valid after close and truncation.
+%% the mapping lives in another OS process, and a binary cannot point into
+%% it, so it is a copy (made by the engine, or for a direct read by the
+%% kernel, from the engine's mapping): a snapshot, not a live view, that
+%% stays valid after close and truncation.
 %%
 %% ```
 %% {ok, Snapshot} = iommap:region_binary(H, 0, 4096),
