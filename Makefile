@@ -6,6 +6,9 @@
 #                (BENCH_FILE_VM=1: the file side in a VM of its own)
 #   make docs    edoc of the Erlang API into erlang/doc/
 #   make soak    2 minutes of mixed load (SOAK_SECONDS to change), with figures
+#   make dist    the package: the application with prebuilt engines for the
+#                eight targets and their SHA256SUMS, in _dist/ (needs no Go
+#                where one fits; see erlang/build_engine.sh)
 # Missing tools (Erlang/OTP, rebar3) are installed from Debian with apt-get
 # when we are root; otherwise the exact packages to install are printed.
 
@@ -13,6 +16,8 @@ GO      ?= go
 REBAR3  ?= rebar3
 ENGINE  := erlang/priv/iommap_port
 ERL_PKGS := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-dialyzer erlang-tools rebar3 elixir
+VSN     := $(shell sed -n 's/.*{vsn, *"\([^"]*\)".*/\1/p' erlang/src/iommap.app.src)
+PACKAGE := _dist/iommap-$(VSN).tar.gz
 GO_SRC  := $(shell find cmd port mmap -name '*.go' -not -name '*_test.go') go.mod go.sum
 
 # The systems the NIF package supports, each on amd64 and arm64: make test
@@ -20,12 +25,12 @@ GO_SRC  := $(shell find cmd port mmap -name '*.go' -not -name '*_test.go') go.mo
 # change that breaks a platform fails here (they run only on Linux here).
 CROSS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 freebsd/amd64 freebsd/arm64 openbsd/amd64 openbsd/arm64
 
-.PHONY: all build demo test test-go test-e2e test-erlang test-examples test-cross check bench soak docs deps clean
+.PHONY: all build demo test test-go test-e2e test-erlang test-examples test-cross dist check bench soak docs deps clean
 
 all: build
 
 deps:
-	@command -v $(GO) >/dev/null || { echo "iommap: Go 1.26+ is needed (https://go.dev/dl)"; exit 1; }
+	@command -v $(GO) >/dev/null || { echo "iommap: Go 1.23+ is needed (https://go.dev/dl)"; exit 1; }
 	@if ! command -v erl >/dev/null || ! command -v $(REBAR3) >/dev/null || ! command -v mix >/dev/null \
 	    || ! erl -noshell -eval 'case [A || A <- [common_test, eunit, dialyzer, tools], code:lib_dir(A) =:= {error, bad_name}] of [] -> halt(0); _ -> halt(1) end.' >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -63,6 +68,11 @@ test-cross:
 test-e2e: $(ENGINE)
 	$(GO) test -count=1 ./test/...
 
+# The package. Its engines are the same bytes from the same sources with the
+# same Go release (scripts/engines.sh); so is the tarball.
+dist: deps
+	sh scripts/dist.sh _dist $(CROSS)
+
 test-erlang: build
 	cd erlang && $(REBAR3) eunit && $(REBAR3) ct
 
@@ -92,4 +102,4 @@ bench: build
 	erl -noshell $(BENCH_ERL_ARGS) -pa erlang/_build/default/lib/iommap/ebin -pa bench -eval 'iommap_bench:main(), halt().'
 
 clean:
-	rm -rf erlang/_build $(ENGINE) bench/*.beam examples/*.beam examples/rebar3_app/_build examples/elixir/_build
+	rm -rf erlang/_build $(ENGINE) bench/*.beam examples/*.beam examples/rebar3_app/_build examples/elixir/_build _build _dist
