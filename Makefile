@@ -25,7 +25,7 @@ GO_SRC  := $(shell find cmd port mmap -name '*.go' -not -name '*_test.go') go.mo
 # change that breaks a platform fails here (they run only on Linux here).
 CROSS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 freebsd/amd64 freebsd/arm64 openbsd/amd64 openbsd/arm64
 
-.PHONY: all build demo test test-go test-e2e test-erlang test-examples test-cross dist check bench soak docs deps clean
+.PHONY: all build demo test test-go test-e2e test-erlang test-examples test-cross test-dist dist check bench soak docs deps clean
 
 all: build
 
@@ -51,7 +51,7 @@ demo: build
 	erlc -o examples examples/demo.erl
 	erl -noshell -pa erlang/_build/default/lib/iommap/ebin -pa examples -eval 'demo:main(), halt().'
 
-test: deps test-go test-cross test-e2e test-erlang check test-examples
+test: deps test-go test-cross test-e2e test-erlang check test-examples test-dist
 
 test-go:
 	$(GO) vet ./...
@@ -72,6 +72,11 @@ test-e2e: $(ENGINE)
 # same Go release (scripts/engines.sh); so is the tarball.
 dist: deps
 	sh scripts/dist.sh _dist $(CROSS)
+
+# The package used without Go, its engines built again, a changed one
+# refused (scripts/test_dist.sh).
+test-dist: dist
+	sh scripts/test_dist.sh $(PACKAGE)
 
 test-erlang: build
 	cd erlang && $(REBAR3) eunit && $(REBAR3) ct
