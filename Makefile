@@ -9,8 +9,9 @@
 #   make dist    the package: the application with prebuilt engines for the
 #                eight targets and their SHA256SUMS, in _dist/ (needs no Go
 #                where one fits; see erlang/build_engine.sh)
-# Missing tools (Erlang/OTP, rebar3) are installed from Debian with apt-get
-# when we are root; otherwise the exact packages to install are printed.
+# Missing tools (Erlang/OTP, rebar3, qemu-user-static) are installed from
+# Debian with apt-get when we are root; otherwise the exact packages to
+# install are printed.
 
 GO      ?= go
 REBAR3  ?= rebar3
@@ -25,7 +26,7 @@ GO_SRC  := $(shell find cmd port mmap -name '*.go' -not -name '*_test.go') go.mo
 # change that breaks a platform fails here (they run only on Linux here).
 CROSS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 freebsd/amd64 freebsd/arm64 openbsd/amd64 openbsd/arm64
 
-.PHONY: all build demo test test-go test-e2e test-erlang test-examples test-cross test-dist dist check bench soak docs deps clean
+.PHONY: all build demo test test-go test-e2e test-erlang test-examples test-cross test-arm64 test-dist dist check bench soak docs deps clean
 
 all: build
 
@@ -40,6 +41,22 @@ deps:
 	    echo "iommap: please install: $(ERL_PKGS)"; exit 1; \
 	  fi; \
 	fi
+	@if ! command -v qemu-aarch64-static >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "iommap: installing qemu-user-static from Debian (make test-arm64)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static >/dev/null; \
+	  else \
+	    echo "iommap: please install: qemu-user-static"; exit 1; \
+	  fi; \
+	fi
+	@# The package has the kernel start arm64 programs through qemu (binfmt_misc);
+	@# systemd does it after the install, and without systemd we do it here.
+	@bm=/proc/sys/fs/binfmt_misc; conf=/usr/lib/binfmt.d/qemu-aarch64.conf; \
+	if [ ! -e $$bm/qemu-aarch64 ] && [ -f $$conf ] && [ "$$(id -u)" = 0 ]; then \
+	  echo "iommap: registering qemu-aarch64 with binfmt_misc ($$conf)"; \
+	  [ -e $$bm/register ] || mount -t binfmt_misc binfmt_misc $$bm; \
+	  cat $$conf > $$bm/register; \
+	fi
 
 $(ENGINE): $(GO_SRC) erlang/src/iommap.app.src
 	sh erlang/build_engine.sh
@@ -51,7 +68,7 @@ demo: build
 	erlc -o examples examples/demo.erl
 	erl -noshell -pa erlang/_build/default/lib/iommap/ebin -pa examples -eval 'demo:main(), halt().'
 
-test: deps test-go test-cross test-e2e test-erlang check test-examples test-dist
+test: deps test-go test-cross test-e2e test-erlang check test-examples test-arm64 test-dist
 
 test-go:
 	$(GO) vet ./...
@@ -67,6 +84,17 @@ test-cross:
 
 test-e2e: $(ENGINE)
 	$(GO) test -count=1 ./test/...
+
+# What we ship for arm64, run under qemu-user: the Go tests, and the
+# end-to-end test, whose engine the kernel starts through qemu (binfmt_misc,
+# see deps). IOMMAP_QEMU=1 skips the few tests that need what qemu-user does
+# not do as a kernel does, each saying what (mmap/emulation_test.go).
+test-arm64:
+	IOMMAP_QEMU=1 GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static ./port/ ./mmap/
+	@mkdir -p _build/arm64 && GOARCH=arm64 $(GO) build -o _build/arm64/iommap_port ./cmd/iommap_port
+	@_build/arm64/iommap_port -version >/dev/null 2>&1 || { \
+	  echo "test-arm64: this kernel cannot start arm64 programs (binfmt_misc has no qemu-aarch64): run make deps as root"; exit 1; }
+	IOMMAP_QEMU=1 GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static ./test/
 
 # The package. Its engines are the same bytes from the same sources with the
 # same Go release (scripts/engines.sh); so is the tarball.

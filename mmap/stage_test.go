@@ -141,6 +141,7 @@ func TestStageErrorsMatchPlainCalls(t *testing.T) {
 }
 
 func TestStageReadOfTruncatedFileIsFault(t *testing.T) {
+	skipUnderEmulation(t, needsFaultAddress)
 	h, p := stagedHandle(t, bytes.Repeat([]byte("z"), 4*4096), ReadWrite)
 	st, err := newMemfdStage()
 	if err != nil {
