@@ -31,9 +31,16 @@ func unprotect(old bool, err *error) {
 	if r == nil {
 		return
 	}
-	if _, ok := r.(interface{ Addr() uintptr }); ok {
-		*err = ErrFault
+	if f, ok := r.(interface{ Addr() uintptr }); ok {
+		*err = faultError{f.Addr()}
 		return
 	}
 	panic(r)
 }
+
+// faultError is ErrFault with the address that faulted, so that a copy
+// between two mappings (a stage's and a file's) can tell whose it was.
+type faultError struct{ addr uintptr }
+
+func (faultError) Error() string        { return ErrFault.Error() }
+func (faultError) Is(target error) bool { return target == ErrFault }

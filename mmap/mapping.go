@@ -11,6 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// mmapFile is unix.Mmap, a variable so that tests can make the mapping step
+// fail.
+var mmapFile = unix.Mmap
+
 // Mapping is one file mapped into memory. It is not safe for concurrent use:
 // Handle adds the lock.
 type Mapping struct {
@@ -119,7 +123,7 @@ func mapFile(fd int, path string, mode Mode, opts Options) (*Mapping, error) {
 	if size != int64(int(size)) {
 		return nil, unix.ENOMEM
 	}
-	data, err := unix.Mmap(fd, 0, int(size), mode.prot(), opts.mapFlags())
+	data, err := mmapFile(fd, 0, int(size), mode.prot(), opts.mapFlags())
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +276,13 @@ func (m *Mapping) Advise(off, n uint64, hint Advice) error {
 // Truncate resizes the file to n and maps it afresh. Growing allocates the
 // new blocks (see grow) and reads as zeros; shrinking drops the tail. A
 // private mapping is re-read from the file, so its unsaved changes are lost.
-// If the new mapping cannot be made, the old one stays in place.
+//
+// A failed Truncate leaves the file at its old size and the mapping as it
+// was (the same length and bytes, a private one's changes kept). The steps
+// are ordered for that: a shrink maps the new size before it cuts the file,
+// since a cut cannot be undone; a grow that cannot be mapped puts the old
+// size back. Only if that ftruncate failed too would the file stay longer,
+// zeros past its old end, with the mapping still as it was.
 func (m *Mapping) Truncate(n uint64) error {
 	if !m.mode.CanWrite() {
 		return ErrNoAccess
@@ -288,19 +298,23 @@ func (m *Mapping) Truncate(n uint64) error {
 		return err
 	}
 	size := int64(n)
-	var err error
-	switch {
-	case size > st.Size:
-		err = grow(m.fd, st.Size, size)
-	case size < st.Size:
-		err = unix.Ftruncate(m.fd, size)
+	if size > st.Size {
+		if err := grow(m.fd, st.Size, size); err != nil {
+			return err // grow put the old size back
+		}
 	}
+	data, err := mmapFile(m.fd, 0, int(n), m.mode.prot(), m.opts.mapFlags())
 	if err != nil {
+		if size > st.Size {
+			_ = unix.Ftruncate(m.fd, st.Size)
+		}
 		return err
 	}
-	data, err := unix.Mmap(m.fd, 0, int(n), m.mode.prot(), m.opts.mapFlags())
-	if err != nil {
-		return err
+	if size < st.Size {
+		if err := unix.Ftruncate(m.fd, size); err != nil {
+			unix.Munmap(data)
+			return err
+		}
 	}
 	if m.opts.Lock {
 		_ = unix.Mlock(data)

@@ -434,7 +434,7 @@ func TestAtomicsFaultAfterTruncation(t *testing.T) {
 	h := NewHandle(m)
 	defer h.Close()
 	os.Truncate(p, 4096)
-	if _, err := h.Add(2*4096, 1, true); err != ErrFault {
+	if _, err := h.Add(2*4096, 1, true); !errors.Is(err, ErrFault) {
 		t.Fatalf("add on a lost page: %v", err)
 	}
 	if _, err := h.Load(0, true); err != nil {

@@ -4,8 +4,15 @@ import "golang.org/x/sys/unix"
 
 // allocate uses posix_fallocate (no wrapper in x/sys), falling back to
 // ftruncate where the file system cannot allocate (ZFS answers EINVAL).
+// The call returns its error as its value and leaves errno alone
+// (posix_fallocate(2); Go's internal/syscall/unix reads it the same way):
+// reading only errno took every failure for success, and on ZFS left the
+// file short of the mapping.
 func allocate(fd int, size, n int64) error {
-	_, _, e := unix.Syscall(unix.SYS_POSIX_FALLOCATE, uintptr(fd), uintptr(size), uintptr(n-size))
+	r, _, e := unix.Syscall(unix.SYS_POSIX_FALLOCATE, uintptr(fd), uintptr(size), uintptr(n-size))
+	if e == 0 {
+		e = unix.Errno(r)
+	}
 	switch e {
 	case 0:
 		return nil

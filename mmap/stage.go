@@ -1,10 +1,11 @@
 package mmap
 
 import (
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,10 +19,12 @@ import (
 //
 // The engine copies between the mapping and the stage under the handle's
 // lock and the fault guard, exactly as for a reply buffer, so a staged read
-// sees the same bytes and the same errors as a plain one. The Erlang side
-// may shrink the file (to give memory back); the engine grows it again
-// when it needs the room, and maps more than the file holds so that growing
-// rarely means remapping.
+// sees the same bytes and the same errors as a plain one, plus the stage's
+// own, which are never sigbus: a stage that cannot get its memory (its file
+// system is full) is ENOSPC, one cut short under a write's copy EIO. The
+// Erlang side may shrink the file (to give memory back); the engine grows
+// it again when it needs the room, and maps more than the file holds so
+// that growing rarely means remapping.
 type Stage struct {
 	mu     sync.Mutex
 	fd     int    // -1 once closed
@@ -100,16 +103,16 @@ func (s *Stage) forget() {
 }
 
 // take locks the stage for one copy of n bytes and returns its first n
-// bytes of memory. With grow, a file smaller than n is extended (a read is
+// bytes of memory. With extend, a file smaller than n is extended (a read is
 // about to fill it); without, a file smaller than n means the other side did
 // not write what it announced, and is badarg. Call s.mu.Unlock when done.
-func (s *Stage) take(n uint64, grow, wait bool) ([]byte, error) {
+func (s *Stage) take(n uint64, extend, wait bool) ([]byte, error) {
 	if wait {
 		s.mu.Lock()
 	} else if !s.mu.TryLock() {
 		return nil, ErrBusy
 	}
-	mem, err := s.room(n, grow)
+	mem, err := s.room(n, extend)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
@@ -117,7 +120,7 @@ func (s *Stage) take(n uint64, grow, wait bool) ([]byte, error) {
 	return mem, nil
 }
 
-func (s *Stage) room(n uint64, grow bool) ([]byte, error) {
+func (s *Stage) room(n uint64, extend bool) ([]byte, error) {
 	if s.fd < 0 {
 		return nil, ErrClosed
 	}
@@ -130,10 +133,13 @@ func (s *Stage) room(n uint64, grow bool) ([]byte, error) {
 		return nil, err
 	}
 	if uint64(st.Size) < n {
-		if !grow {
+		if !extend {
 			return nil, ErrBadArg
 		}
-		if err := unix.Ftruncate(s.fd, int64(n)); err != nil {
+		// With its blocks, not sparse: a file system without the room
+		// answers ENOSPC here (the Erlang side can use the pipe) rather
+		// than SIGBUS in the middle of the copy.
+		if err := grow(s.fd, st.Size, int64(n)); err != nil {
 			return nil, err
 		}
 	}
@@ -185,7 +191,7 @@ func (h *Handle) ReadToStage(st *Stage, off, n uint64, wait bool) error {
 		return err
 	}
 	defer st.mu.Unlock()
-	return m.ReadAt(mem, off)
+	return st.own(m.ReadAt(mem, off), unix.ENOSPC)
 }
 
 // WriteFromStage copies the first n bytes of st into the mapping at off.
@@ -203,7 +209,26 @@ func (h *Handle) WriteFromStage(st *Stage, off, n uint64, wait bool) error {
 		return err
 	}
 	defer st.mu.Unlock()
-	return m.WriteAt(mem, off)
+	return st.own(m.WriteAt(mem, off), unix.EIO)
+}
+
+// own answers for a fault in the stage's own memory during a copy. The
+// guard reports every fault as ErrFault, which means the user's file shrank
+// (sigbus): a fault in the stage is not that, and must not read as data
+// lost. Writing into the stage, it is a hole its file system had no page
+// for (full: room allocates to prevent it, but not every system can);
+// reading from it, the stage was cut short under the copy. stageErr is the
+// answer for the stage's fault. Call with s.mu held.
+func (s *Stage) own(err, stageErr error) error {
+	var f faultError
+	if !errors.As(err, &f) || len(s.mem) == 0 {
+		return err
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(s.mem)))
+	if f.addr >= start && f.addr-start < uintptr(len(s.mem)) {
+		return stageErr
+	}
+	return err
 }
 
 // Stages maps stage ids to stages, like Registry for handles. Ids are never
@@ -212,8 +237,10 @@ type Stages struct {
 	t    table[*Stage]
 	kind StageKind
 	mu   sync.Mutex
-	dir  string // of file stages, made at the first one
-	n    int    // file stages made, for their names
+	dir  string   // of file stages, made at the first one (stagedir.go)
+	lock *os.File // held on dir's lock file while dir is ours
+	n    int      // file stages made, for their names
+	tmp  string   // where dir is made: os.TempDir() if empty (tests set it)
 }
 
 // NewStages returns an empty set of this system's default kind.
@@ -243,22 +270,6 @@ func (r *Stages) Open() (uint64, *Stage, error) {
 	return r.t.add(st), st, nil
 }
 
-// fileName is a new name for a file stage in the engine's own directory,
-// made private (0700) so no other user can open a stage by its name.
-func (r *Stages) fileName() (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.dir == "" {
-		dir, err := os.MkdirTemp("", "iommap-stages-")
-		if err != nil {
-			return "", err
-		}
-		r.dir = dir
-	}
-	r.n++
-	return filepath.Join(r.dir, fmt.Sprintf("stage-%d", r.n)), nil
-}
-
 // Get returns the stage for id, or ErrClosed.
 func (r *Stages) Get(id uint64) (*Stage, error) { return r.t.get(id) }
 
@@ -272,16 +283,4 @@ func (r *Stages) Len() int { return r.t.len() }
 func (r *Stages) CloseAll() {
 	r.t.closeAll()
 	r.RemoveDir()
-}
-
-// RemoveDir removes the directory of file stages and any names left in it.
-// Stages in use go on: their files stay open, only the names go. The
-// engine calls it at exit even when requests it started are still running.
-func (r *Stages) RemoveDir() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.dir != "" {
-		_ = os.RemoveAll(r.dir)
-		r.dir = ""
-	}
 }

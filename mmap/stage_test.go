@@ -245,3 +245,27 @@ func TestStageKindsByName(t *testing.T) {
 		t.Errorf("a stage with stages off: %v", err)
 	}
 }
+
+// A stage cut short under a staged write's copy (only a peer that breaks the
+// protocol does that) faults in the stage, not in the user's file: eio, not
+// sigbus.
+func TestStageCutShortUnderAWriteIsNotSigbus(t *testing.T) {
+	h, _ := stagedHandle(t, make([]byte, 4*4096), ReadWrite)
+	reg := NewStagesOf(FileStages)
+	reg.tmp = t.TempDir()
+	defer reg.CloseAll()
+	_, st, err := reg.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := st.take(4*4096, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Ftruncate(st.Fd(), 0) // after the engine checked the size
+	err = st.own(h.m.WriteAt(mem, 0), unix.EIO)
+	st.mu.Unlock()
+	if !errors.Is(err, unix.EIO) {
+		t.Fatalf("write from a stage cut short: %v, want eio", err)
+	}
+}

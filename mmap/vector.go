@@ -35,7 +35,9 @@ func (h *Handle) ReadMany(b []byte, rs []Range, limit uint64, sep func([]byte, u
 	start := len(b)
 	b = slices.Grow(b, int(total)+len(rs)*8)
 	for _, r := range rs {
-		b = sep(b, r.Len)
+		// The Grow above guessed 8 bytes a separator; a longer one must
+		// not make the reslice run past the capacity.
+		b = slices.Grow(sep(b, r.Len), int(r.Len))
 		at := len(b)
 		b = b[:at+int(r.Len)]
 		if err := m.ReadAt(b[at:], r.Off); err != nil {
