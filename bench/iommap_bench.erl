@@ -9,6 +9,7 @@
 %% point).
 -module(iommap_bench).
 -export([main/0, file_point_main/3]).
+-export([queue_section/2, queue_pusher/3]).
 
 -define(FILE_SIZE, (64 bsl 20)).
 -define(NPROC, 8).
@@ -67,6 +68,7 @@ main() ->
                       end, Acc, workloads())
             end, #{}, lists:seq(1, Rounds)),
     report(Res),
+    queue_section(Rounds, Ms),
     idle(Path),
     ok = file:delete(Path).
 
@@ -230,3 +232,147 @@ fmt(X) when X >= 1.0e4 -> io_lib:format("~.1fk", [X / 1000]);
 fmt(X) -> integer_to_list(round(X)).
 mbs(Ops, Size) -> integer_to_list(round(Ops * Size / 1.0e6)).
 env_int(K, D) -> case os:getenv(K) of false -> D; V -> list_to_integer(V) end.
+
+%% ---------------------------------------------------------------------
+%% The persistent queue (iommap_queue). Push and pop of a 64 B record
+%% against pwrite and pread of 64 B on a raw fd (target: 0.8x or better);
+%% push_many and pop_many of 64 records against the same in 64 calls each
+%% (target: 10x or better); then two OS processes (a VM started for it
+%% pushes, this one pops) for BENCH_QUEUE_SECONDS (10) one record a call,
+%% and as long again in batches of 64, every record checked to come
+%% exactly once and in order. BENCH_ONLY=queue runs only this section.
+
+queue_section(Rounds, Ms) ->
+    case os:getenv("BENCH_ONLY", "") of
+        "" -> queue_bench(Rounds, Ms);
+        Only -> case lists:any(fun(O) -> string:find("queue", O) =/= nomatch end,
+                               string:lexemes(Only, ",")) of
+                    true -> queue_bench(Rounds, Ms);
+                    false -> ok
+                end
+    end.
+
+queue_points() ->
+    D = crypto:strong_rand_bytes(64),
+    Ds = lists:duplicate(64, D),
+    [{"queue push+pop 64 B", queue, fun(Q) -> ok = iommap_queue:push(Q, D), {ok, _} = iommap_queue:pop(Q) end},
+     {"file pwrite+pread 64 B", file, fun(Fd) -> Off = offset(64), ok = file:pwrite(Fd, Off, D),
+                                                 {ok, _} = file:pread(Fd, Off, 64) end},
+     {"queue 64 x push+pop", queue, fun(Q) -> [ok = iommap_queue:push(Q, X) || X <- Ds],
+                                              [{ok, _} = iommap_queue:pop(Q) || _ <- Ds] end},
+     {"queue push_many+pop_many 64", queue, fun(Q) -> ok = iommap_queue:push_many(Q, Ds),
+                                                      {ok, [_ | _]} = iommap_queue:pop_many(Q, 64) end}].
+
+queue_bench(Rounds, Ms) ->
+    Dir = os:getenv("TMPDIR", "/tmp"),
+    File = filename:join(Dir, "iommap-bench-qf-" ++ os:getpid()),
+    ok = file:write_file(File, <<0:(?FILE_SIZE * 8)>>),
+    Res = lists:foldl(
+            fun(_, Acc) ->
+                    lists:foldl(
+                      fun({Name, Kind, F}, A) ->
+                              V = isolated(fun() -> queue_point(Kind, F, Dir, File, Ms) end),
+                              maps:update_with(Name, fun(L) -> [V | L] end, [V], A)
+                      end, Acc, queue_points())
+            end, #{}, lists:seq(1, Rounds)),
+    ok = file:delete(File),
+    io:format("~n~-30s ~12s ~9s~n", ["queue workload (median)", "op/s", "spread"]),
+    [io:format("~-30s ~12s ~4w%~n", [Name, fmt(median(maps:get(Name, Res))), spread(maps:get(Name, Res))])
+     || {Name, _, _} <- queue_points()],
+    M = fun(Name) -> median(maps:get(Name, Res)) end,
+    io:format("  queue push+pop 64 B runs ~.2fx the rate of pwrite+pread 64 B (target 0.8x)~n",
+              [M("queue push+pop 64 B") / M("file pwrite+pread 64 B")]),
+    io:format("  push_many+pop_many of 64 runs ~.2fx the rate of 64 push+pop calls (target 10x)~n",
+              [M("queue push_many+pop_many 64") / M("queue 64 x push+pop")]),
+    Seconds = env_int("BENCH_QUEUE_SECONDS", 10),
+    [queue_two_processes(Dir, Seconds, Batch) || Batch <- [1, 64]],
+    ok.
+
+%% One point: ops/s of F on a fresh queue of 1 MiB (or the raw file) for Ms.
+queue_point(queue, F, Dir, _, Ms) ->
+    Path = filename:join(Dir, "iommap-bench-q-" ++ os:getpid()),
+    _ = file:delete(Path),
+    {ok, Q} = iommap_queue:create(Path, 1 bsl 20),
+    try rate(F, Q, Ms)
+    after
+        ok = iommap_queue:close(Q),
+        ok = file:delete(Path)
+    end;
+queue_point(file, F, _, File, Ms) ->
+    {ok, Fd} = file:open(File, [read, write, raw, binary]),
+    try rate(F, Fd, Ms) after file:close(Fd) end.
+
+rate(F, X, Ms) ->
+    T0 = erlang:monotonic_time(microsecond),
+    N = loop(fun() -> F(X) end, T0 + Ms * 1000, 0),
+    N * 1.0e6 / (erlang:monotonic_time(microsecond) - T0).
+
+%% A VM of its own pushes numbered 64 B records for Seconds, Batch a call;
+%% this one pops them, Batch at most a call, and checks each is the next.
+queue_two_processes(Dir, Seconds, Batch) ->
+    Path = filename:join(Dir, "iommap-bench-q2-" ++ os:getpid()),
+    _ = file:delete(Path),
+    {ok, Q} = iommap_queue:create(Path, 1 bsl 20),
+    Peer = case peer:start(#{connection => standard_io,
+                             args => ["-pa", filename:dirname(code:which(iommap)),
+                                      "-pa", filename:dirname(code:which(?MODULE))]}) of
+               {ok, P} -> P;
+               {ok, P, _Node} -> P
+           end,
+    Self = self(),
+    T0 = erlang:monotonic_time(microsecond),
+    spawn_link(fun() ->
+                       Self ! {pushed, peer:call(Peer, ?MODULE, queue_pusher, [Path, Seconds * 1000, Batch],
+                                                 Seconds * 1000 + 60000)}
+               end),
+    {N, Full} = queue_popper(Q, Batch, 0, undefined),
+    T1 = erlang:monotonic_time(microsecond),
+    peer:stop(Peer),
+    ok = iommap_queue:close(Q),
+    ok = file:delete(Path),
+    io:format("  two OS processes, ~s: ~s records/s (~p records in ~.1f s, each once and in order; "
+              "the pusher found the queue full ~p times)~n",
+              [case Batch of 1 -> "one record a call"; _ -> "batches of " ++ integer_to_list(Batch) end,
+               fmt(N * 1.0e6 / (T1 - T0)), N, (T1 - T0) / 1.0e6, Full]).
+
+queue_popper(Q, Batch, Got, Pushed) ->
+    case iommap_queue:pop_many(Q, Batch) of
+        {ok, []} ->
+            case Pushed of
+                {Got, _} ->
+                    Pushed;
+                undefined ->
+                    receive {pushed, P} -> queue_popper(Q, Batch, Got, P)
+                    after 0 -> queue_popper(Q, Batch, Got, Pushed)
+                    end;
+                _ ->
+                    queue_popper(Q, Batch, Got, Pushed)
+            end;
+        {ok, Recs} ->
+            Next = lists:foldl(fun(<<Seq:64, _:56/binary>>, Seq) -> Seq + 1;
+                                  (<<Seq:64, _/binary>>, Want) -> error({out_of_order, Seq, Want})
+                               end, Got, Recs),
+            queue_popper(Q, Batch, Next, Pushed)
+    end.
+
+%% @private In the pushing VM: records 0, 1, ... for Ms, Batch a call; gives
+%% how many, and how often the queue was full.
+-spec queue_pusher(file:filename(), pos_integer(), pos_integer()) -> {non_neg_integer(), non_neg_integer()}.
+queue_pusher(Path, Ms, Batch) ->
+    {ok, Q} = iommap_queue:open(Path),
+    Pad = binary:copy(<<7>>, 56),
+    Tend = erlang:monotonic_time(millisecond) + Ms,
+    Push = fun P(Seq, Full) ->
+                   case erlang:monotonic_time(millisecond) >= Tend of
+                       true -> {Seq, Full};
+                       false ->
+                           Recs = [<<S:64, Pad/binary>> || S <- lists:seq(Seq, Seq + Batch - 1)],
+                           case iommap_queue:push_many(Q, Recs) of
+                               ok -> P(Seq + Batch, Full);
+                               {error, full} -> erlang:yield(), P(Seq, Full + 1)
+                           end
+                   end
+           end,
+    Result = Push(0, 0),
+    ok = iommap_queue:close(Q),
+    Result.

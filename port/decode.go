@@ -29,7 +29,9 @@ type request struct {
 	write  bool         // argAccess
 	hint   mmap.Advice  // argHint
 	ranges []mmap.Range // argRanges
-	pieces []mmap.Piece // argPieces
+	pieces []mmap.Piece // argPieces; argBinaries (each at Off 0)
+
+	durable bool // argDurable
 
 	// handle is the registry's handle for h, looked up by run.
 	handle *mmap.Handle
@@ -60,6 +62,8 @@ const (
 	argHint                    // an advice atom: hint
 	argRanges                  // [{Off, Len}]: ranges
 	argPieces                  // [{Off, Binary}]: pieces
+	argDurable                 // durable | cached: durable
+	argBinaries                // [Binary]: pieces, each at Off 0
 )
 
 var (
@@ -173,6 +177,14 @@ func (c *cursor) arg(k argKind, req *request, maxList int) error {
 		var err error
 		req.pieces, err = listOf(c, maxList, c.pieceElem)
 		return err
+	case argDurable:
+		var i int
+		i, ok = c.oneOf(durableNames)
+		req.durable = i == 0
+	case argBinaries:
+		var err error
+		req.pieces, err = c.binaries(maxList)
+		return err
 	}
 	if !ok {
 		return errMalformed
@@ -189,6 +201,7 @@ var (
 	accessNames  = []string{"read", "write"}
 	hintNames    = []string{"normal", "random", "sequential", "willneed", "dontneed", "populate_read", "populate_write"}
 	hints        = []mmap.Advice{mmap.Normal, mmap.Random, mmap.Sequential, mmap.WillNeed, mmap.DontNeed, mmap.PopulateRead, mmap.PopulateWrite}
+	durableNames = []string{"durable", "cached"}
 )
 
 // size reads open's Size: a non-negative integer, or undefined (no size
@@ -541,4 +554,21 @@ func (r request) owned() request {
 		r.pieces = ps
 	}
 	return r
+}
+
+// binaries reads a proper list of binaries (a queue's records) as pieces
+// at offset 0, so that owned() copies them as it copies pwrite_many's.
+func (c *cursor) binaries(maxList int) ([]mmap.Piece, error) {
+	n, cons, err := c.list(maxList)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]mmap.Piece, n)
+	for k := range out {
+		var ok bool
+		if out[k].Data, ok = c.binary(); !ok {
+			return nil, errMalformed
+		}
+	}
+	return out, c.tail(cons)
 }

@@ -265,6 +265,10 @@ func sample(k argKind) interface{} {
 		return list(erlang.OtpErlangTuple{0, 8})
 	case argPieces:
 		return list(erlang.OtpErlangTuple{0, []byte("w")})
+	case argDurable:
+		return atomT("durable")
+	case argBinaries:
+		return list([]byte("r"), []byte{})
 	}
 	return 1 // handles, stages, offsets, lengths
 }
