@@ -557,6 +557,7 @@ func TestQueueCompletesAnIntent(t *testing.T) {
 // A file cut under the mapping: the structure's operations give ErrFault
 // (sigbus), the engine goes on.
 func TestQueueOnATruncatedFileFaults(t *testing.T) {
+	skipUnderEmulation(t, needsFaultAddress)
 	path := filepath.Join(t.TempDir(), "q")
 	h := newQueue(t, path, 1<<16)
 	h.QueuePush([][]byte{make([]byte, 5000)}, false)

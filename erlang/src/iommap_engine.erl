@@ -438,11 +438,13 @@ start(St) ->
             not_started(Reason, St)
     end.
 
-%% A mismatch means an engine binary from another release.
+%% A mismatch means an engine binary from another release: of the protocol,
+%% or of iommap itself (the engine is stamped with the application's vsn
+%% when it is built; a priv/iommap_port left from another release, say).
 hello_reply(Frame) ->
     try binary_to_term(Frame) of
         {1, {ok, {?PROTOCOL_VERSION, Vsn}}} when is_binary(Vsn) ->
-            {ok, Vsn};
+            same_version(Vsn, own_version());
         {1, {ok, {Other, Vsn}}} ->
             {error, {engine_protocol_mismatch, [{expected, ?PROTOCOL_VERSION},
                                                 {engine, Other}, {engine_version, Vsn}]}};
@@ -451,6 +453,22 @@ hello_reply(Frame) ->
     catch
         error:badarg -> {error, {engine_bad_hello, Frame}}
     end.
+
+%% An engine built by hand, without the vsn stamped in, says "dev": it is
+%% let in, with a warning, for working on the engine (engine_path pointing
+%% at a fresh `go build`); the protocol version is checked all the same.
+same_version(Vsn, Vsn) ->
+    {ok, Vsn};
+same_version(<<"dev">> = Dev, Own) ->
+    logger:warning("iommap: the engine is a development build (\"dev\"), not of version ~ts", [Own]),
+    {ok, Dev};
+same_version(Vsn, Own) ->
+    {error, {engine_version_mismatch, [{expected, Own}, {engine, Vsn}]}}.
+
+own_version() ->
+    _ = application:load(iommap),
+    {ok, Vsn} = application:get_key(iommap, vsn),
+    list_to_binary(Vsn).
 
 %% The engine answered: publish it, and serve the calls that waited.
 up(Vsn, #st{port = Port, waiting = Waiting} = St) ->
