@@ -3,8 +3,7 @@
 #   make test    every test: Go (race detector, fuzz corpus), the end-to-end
 #                protocol test, EUnit and Common Test through rebar3
 #   make bench   iommap against file:pread/pwrite on a raw fd, same run
-#                (BENCH_FILE_VM=1: the file side in a VM of its own);
-#                make bench-wait: wait_spin against 0, 1 to 8 callers
+#                (BENCH_FILE_VM=1: the file side in a VM of its own)
 #   make docs    edoc of the Erlang API into erlang/doc/
 #   make soak    2 minutes of mixed load (SOAK_SECONDS to change), with figures
 #   make dist    the package: the application with prebuilt engines for the
@@ -31,7 +30,7 @@ CROSS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 freebsd/amd64 freeb
 # target once serves test-cross, test-arm64 and dist.
 SHIP_ENV := CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 
-.PHONY: all build demo test test-core test-ship test-go test-e2e test-erlang test-examples test-cross test-arm64 test-dist dist check bench bench-wait soak docs deps clean
+.PHONY: all build demo test test-core test-ship test-go test-e2e test-erlang test-examples test-cross test-arm64 test-dist dist check bench soak docs deps clean
 
 all: build
 
@@ -152,12 +151,6 @@ docs: build
 bench: build
 	erlc -o bench bench/iommap_bench.erl
 	erl -noshell $(BENCH_ERL_ARGS) -pa erlang/_build/default/lib/iommap/ebin -pa bench -eval 'iommap_bench:main(), halt().'
-
-# Does the waiting caller (wait_spin) pay? Its default against 0, at 1, 2, 4
-# and 8 callers, in one VM.
-bench-wait: build
-	erlc -o bench bench/iommap_wait_bench.erl
-	erl -noshell $(BENCH_ERL_ARGS) -pa erlang/_build/default/lib/iommap/ebin -pa bench -eval 'iommap_wait_bench:main(), halt().'
 
 clean:
 	rm -rf erlang/_build $(ENGINE) bench/*.beam examples/*.beam examples/rebar3_app/_build examples/elixir/_build _build _dist

@@ -15,7 +15,7 @@
 
 -include("iommap_int.hrl").
 
--export([open/6, close/1, controlling_process/3, call/2, call_long/2, engine/0]).
+-export([open/6, close/1, controlling_process/3, call/2, engine/0]).
 -export([stage_get/1, stage_put/2]).
 
 %% A process's stage (PROTOCOL.md, "Stages"): the engine's stage id and this
@@ -27,8 +27,6 @@
 -define(MAX_DATA, (16#7FFFFFFF - 64)).
 %% Longest list one request may carry (port.MaxVector).
 -define(MAX_VECTOR, 65536).
-%% A read or write this big takes the engine 30 µs or more (see wait/3).
--define(LONG_BYTES, 65536).
 
 %% @doc The running engine, or undefined if none is up.
 %%
@@ -62,23 +60,6 @@ call(#engine{handles = Handles} = E, H, Req) ->
         error:badarg -> {error, closed} % the table died with its engine
     end.
 
-%% @doc As call/2, for a request the engine never runs on its main loop
-%% (those of iommap_queue and iommap_blocks, which take a file lock): its
-%% caller waits for the reply as for a long request (see wait/3).
--spec call_long(reference(), iommap_codec:request()) -> term().
-call_long(H, Req) ->
-    case engine() of
-        undefined ->
-            {error, closed};
-        #engine{handles = Handles} = E ->
-            try ets:lookup(Handles, H) of
-                [{_, HId, _}] -> send(E, HId, Req, long);
-                [] -> {error, closed}
-            catch
-                error:badarg -> {error, closed}
-            end
-    end.
-
 %% info: the engine knows the mapping, this side knows the owner.
 with_owner({info}, Owner, {ok, Info}) -> {ok, Info#{owner => Owner}};
 with_owner(_, _, Result) -> Result.
@@ -93,7 +74,7 @@ fit(E, HId, Req) ->
         false ->
             run(E, HId, Req);
         {Reason, Access, End} ->
-            case send(E, HId, {check, Access, End}, short) of
+            case send(E, HId, {check, Access, End}) of
                 ok -> {error, Reason};
                 Error -> Error
             end
@@ -116,26 +97,21 @@ too_large(_) ->
 pieces_end(Pieces) ->
     lists:foldl(fun({Off, _, Size}, M) -> max(M, Off + Size) end, 0, Pieces).
 
-%% Bulk reads and writes go through the caller's stage when it has one;
-%% which requests are long decides how their caller waits (see wait/3).
+%% Bulk reads and writes go through the caller's stage when it has one.
 run(E, HId, {pread, Off, Len} = Req) ->
     transfer(E, HId, Req, read, Off, Len);
 run(E, HId, {pwrite, Off, Data, Size} = Req) ->
     transfer(E, HId, Req, {write, Data}, Off, Size);
-run(E, HId, {Vector, _} = Req) when Vector =:= pread_many; Vector =:= pwrite_many ->
-    send(E, HId, Req, long);
 run(E, HId, Req) ->
-    send(E, HId, Req, short).
+    send(E, HId, Req).
 
 transfer(#engine{stage_min = Min} = E, HId, Req, Dir, Off, Len) when Len >= Min, Len =< ?MAX_DATA ->
     case stage(E) of
         {SId, Fd} -> staged(E, HId, Req, Dir, Off, Len, {SId, Fd});
-        none -> send(E, HId, Req, long)
+        none -> send(E, HId, Req)
     end;
-transfer(E, HId, Req, _, _, Len) when Len >= ?LONG_BYTES ->
-    send(E, HId, Req, long);
 transfer(E, HId, Req, _, _, _) ->
-    send(E, HId, Req, short).
+    send(E, HId, Req).
 
 %% Staged transfers (PROTOCOL.md, "Stages"). A pipe moves about 1.5 GB/s;
 %% a stage is memory this process and the engine both have open, so bulk
@@ -145,14 +121,14 @@ transfer(E, HId, Req, _, _, _) ->
 %% through the pipe instead (a read can be repeated; a write has not been
 %% sent yet).
 staged(E, HId, Req, read, Off, Len, {SId, Fd}) ->
-    Result = case send(E, HId, {pread_staged, Off, Len, SId}, long) of
+    Result = case send(E, HId, {pread_staged, Off, Len, SId}) of
                  ok ->
                      case file:pread(Fd, 0, Len) of
                          {ok, Bin} when byte_size(Bin) =:= Len ->
                              {ok, Bin};
                          _ ->
                              drop_stage(E),
-                             send(E, HId, Req, long)
+                             send(E, HId, Req)
                      end;
                  Error ->
                      Error
@@ -164,12 +140,12 @@ staged(E, HId, Req, read, Off, Len, {SId, Fd}) ->
 staged(E, HId, Req, {write, Data}, Off, Size, {SId, Fd}) ->
     case file:pwrite(Fd, 0, Data) of
         ok ->
-            Result = send(E, HId, {pwrite_staged, Off, Size, SId}, long),
+            Result = send(E, HId, {pwrite_staged, Off, Size, SId}),
             trim(Fd, Size),
             Result;
         {error, _} ->
             drop_stage(E),
-            send(E, HId, Req, long)
+            send(E, HId, Req)
     end.
 
 %% A stage keeps the memory of its largest transfer; past this much it is
@@ -281,7 +257,10 @@ stage_put(Port, Stage) ->
     true = ets:insert(?STAGES, {self(), Port, Stage}),
     ok.
 
-send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, HId, Req, Length) ->
+%% The caller waits for its reply blocked: a caller that yielded for a
+%% while first (the former wait_spin) lost more with 2 to 8 callers than it
+%% won with one (docs/PERFORMANCE.md).
+send(#engine{server = S, port = Port, pending = Pending, ids = Ids}, HId, Req) ->
     Alias = erlang:monitor(process, S, [{alias, demonitor}]),
     try
         %% The pid lets the engine server sweep the entry if this process
@@ -290,49 +269,11 @@ send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, HId, Re
         true = erlang:port_command(Port, iommap_codec:encode(Id, HId, Req)),
         Id
     of
-        _ -> wait(E, Alias, Length)
+        _ -> await(Alias)
     catch
         error:badarg ->
             erlang:demonitor(Alias, [flush]),
             {error, closed}
-    end.
-
-%% Waiting for the reply. A scheduler with nothing to run goes to sleep
-%% after a short busy wait, and waking it again costs the engine's reply
-%% write and this call 10-30 µs on a VM: as much as a whole small call. A
-%% small call's reply comes within that busy wait; a long request's (a
-%% vector, 64 KiB or more, a staged copy: 10-100 µs in the engine) mostly
-%% does not. So the caller of a long request yields up to wait_spin times
-%% (600: about 100 µs), checking for its reply between, and its scheduler
-%% stays awake. docs/PERFORMANCE.md, "a caller that waits awake".
-%%
-%% One caller of the node at a time, the one that holds the spinner token:
-%% more would take the CPU the engine needs (on 2 cores, 4 of them made
-%% everyone 20% slower). And only a caller of priority normal or low:
-%% erlang:yield/0 lets only processes of the caller's priority or higher
-%% run, so a high one that spins keeps the reply router (normal) off its
-%% scheduler: a pread_many took 160-180 µs instead of 30.
-wait(#engine{wait_spin = N, spinner = Spinner}, Alias, long) when N > 0 ->
-    case may_spin() andalso take(Spinner) of
-        false ->
-            await(Alias);
-        Token ->
-            try spin(Alias, N)
-            after release(Spinner, Token)
-            end
-    end;
-wait(_, Alias, _) ->
-    await(Alias).
-
-spin(Alias, 0) ->
-    await(Alias);
-spin(Alias, N) ->
-    receive
-        {Alias, _} = Msg -> answer(Alias, Msg);
-        {'DOWN', Alias, process, _, _} = Msg -> answer(Alias, Msg)
-    after 0 ->
-        erlang:yield(),
-        spin(Alias, N - 1)
     end.
 
 await(Alias) ->
@@ -346,31 +287,6 @@ answer(Alias, {Alias, Reply}) ->
     iommap_codec:decode(Reply);
 answer(_, {'DOWN', _, process, _, _}) ->
     {error, closed}.
-
-may_spin() ->
-    {priority, P} = erlang:process_info(self(), priority),
-    P =:= normal orelse P =:= low.
-
-%% The spinner token: 0 when free, else the time (µs, made odd so never 0)
-%% its holder took it. A holder killed while it spins never gives it back
-%% (an exit signal skips `after'), so a token held longer than any spin
-%% should last is taken as given back.
--define(SPIN_STALE_US, 50000).
-
-take(Spinner) ->
-    Now = erlang:monotonic_time(microsecond) bor 1,
-    case atomics:compare_exchange(Spinner, 1, 0, Now) of
-        ok ->
-            Now;
-        Held when Now - Held > ?SPIN_STALE_US ->
-            atomics:compare_exchange(Spinner, 1, Held, Now) =:= ok andalso Now;
-        _ ->
-            false
-    end.
-
-release(Spinner, Token) ->
-    _ = atomics:compare_exchange(Spinner, 1, Token, 0),
-    ok.
 
 %% @doc Opens through the engine server, which records the handle and
 %% monitors its owner. Starts the application on first use.

@@ -476,11 +476,9 @@ up(Vsn, #st{port = Port, waiting = Waiting} = St) ->
         {os_pid, OsPid} ->
             E = #engine{server = self(), port = Port, version = Vsn, os_pid = OsPid,
                         stage_min = iommap_env:get(stage_min),
-                        wait_spin = iommap_env:get(wait_spin),
                         pending = ets:new(iommap_pending, [public, set, {write_concurrency, true}]),
                         handles = ets:new(iommap_handles, [protected, set, {read_concurrency, true}]),
-                        ids = atomics:new(1, [{signed, false}]),
-                        spinner = atomics:new(1, [{signed, true}])},
+                        ids = atomics:new(1, [{signed, false}])},
             true = ets:insert(?ENGINE_TAB, {engine, E}),
             erlang:send_after(?SWEEP_MS, self(), sweep),
             {noreply, lists:foldr(fun serve/2, St#st{phase = up, engine = E, waiting = []}, Waiting)};

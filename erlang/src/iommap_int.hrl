@@ -6,11 +6,9 @@
     pending :: ets:tid(),   %% request id -> reply alias (or the server's own work)
     handles :: ets:tid(),   %% handle ref -> {Ref, EngineHandleId, OwnerPid}
     ids     :: atomics:atomics_ref(),
-    spinner :: atomics:atomics_ref(), %% who may yield for a reply (see iommap_client:wait/3)
     version :: binary(),            %% the engine's, from its hello
     os_pid  :: non_neg_integer(),   %% the engine's
-    stage_min :: pos_integer() | infinity, %% reads and writes this big go through a stage
-    wait_spin :: non_neg_integer()         %% yields before blocking on a long request's reply
+    stage_min :: pos_integer() | infinity %% reads and writes this big go through a stage
 }).
 
 %% The running engine: {engine, #engine{}} in this named table of the engine

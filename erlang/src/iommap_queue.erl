@@ -281,4 +281,4 @@ tmp_suffix() ->
 
 %% The engine runs these requests off its main loop, under a file lock.
 call(H, Req) ->
-    iommap_client:call_long(H, Req).
+    iommap_client:call(H, Req).
