@@ -32,6 +32,12 @@ all_workloads() ->
      {"region_binary 1 MiB", region, 1 bsl 20, 1},
      {"pread 64 B x8 procs", read, 64, ?NPROC},
      {"pread 4 KiB x8 procs", read, 4096, ?NPROC},
+     %% the same reads through the engine (direct_reads off for the handle),
+     %% to set the direct path against the round trip in the same run
+     {"pread 64 B, engine", read_engine, 64, 1},
+     {"pread 4 KiB, engine", read_engine, 4096, 1},
+     {"pread 1 MiB, engine", read_engine, 1 bsl 20, 1},
+     {"pread 64 B x8, engine", read_engine, 64, ?NPROC},
      %% beyond the NIF: one op is the whole batch
      {"64 x 64 B, one call", many, 64, 1},
      {"64 x 64 B, 64 calls", calls64, 64, 1},
@@ -76,7 +82,7 @@ main() ->
 point(Side, {_, Op, Size, NProc}, Path, Ms) ->
     Parent = self(),
     Data = crypto:strong_rand_bytes(Size),
-    Open = opener(Side, Path),
+    Open = opener(Side, Op, Path),
     H0 = case Side of iommap -> Open(); file -> none end,
     Pids = [spawn_link(fun() ->
                                H = case Side of iommap -> H0; file -> Open() end,
@@ -108,8 +114,15 @@ file_point_main(Idx, Path, Ms) ->
     io:format("~.3f~n", [float(V)]),
     halt().
 
-opener(iommap, Path) -> fun() -> {ok, H} = iommap:open(Path, read_write, []), H end;
-opener(file, Path) -> fun() -> {ok, Fd} = file:open(Path, [read, write, raw, binary]), Fd end.
+opener(iommap, read_engine, Path) ->
+    fun() ->
+            ok = application:set_env(iommap, direct_reads, false), % read at open
+            {ok, H} = iommap:open(Path, read_write, []),
+            ok = application:set_env(iommap, direct_reads, true),
+            H
+    end;
+opener(iommap, _, Path) -> fun() -> {ok, H} = iommap:open(Path, read_write, []), H end;
+opener(file, _, Path) -> fun() -> {ok, Fd} = file:open(Path, [read, write, raw, binary]), Fd end.
 
 op(iommap, many, H, Size, _) ->
     fun() -> {ok, [_ | _]} = iommap:pread_many(H, [{offset(Size), Size} || _ <- lists:seq(1, 64)]) end;
@@ -139,6 +152,7 @@ op(iommap, durable, H, Size, D) ->
     fun() -> Off = offset(Size), ok = iommap:pwrite(H, Off, D), ok = iommap:sync(H, Off, Size, sync) end;
 op(file, durable, Fd, Size, D) ->
     fun() -> ok = file:pwrite(Fd, offset(Size), D), ok = file:datasync(Fd) end;
+op(Side, read_engine, H, Size, D) -> op(Side, read, H, Size, D);
 op(iommap, read, H, Size, _) -> fun() -> {ok, _} = iommap:pread(H, offset(Size), Size) end;
 op(iommap, region, H, Size, _) -> fun() -> {ok, _} = iommap:region_binary(H, offset(Size), Size) end;
 op(iommap, write, H, Size, D) -> fun() -> ok = iommap:pwrite(H, offset(Size), D) end;
@@ -183,7 +197,11 @@ against_itself(Res) ->
              {"pwrite_many 64 x 64 B runs", "64 x 64 B pwrite, 64 calls", "64 x 64 B pwrite, one call",
               "the rate of 64 pwrite calls"},
              {"pread_many 64 x 64 B runs", "64 x 64 B, 64 calls", "64 x 64 B, one call",
-              "the rate of 64 pread calls"}],
+              "the rate of 64 pread calls"},
+             {"a direct pread 64 B runs", "pread 64 B, engine", "pread 64 B", "the engine path's rate"},
+             {"a direct pread 4 KiB runs", "pread 4 KiB, engine", "pread 4 KiB", "the engine path's rate"},
+             {"a direct pread 1 MiB runs", "pread 1 MiB, engine", "pread 1 MiB", "the engine path's rate"},
+             {"direct pread 64 B x8 run", "pread 64 B x8, engine", "pread 64 B x8 procs", "the engine path's rate"}],
     Lines = [{What, median(maps:get({Slow, iommap}, Res)), median(maps:get({Fast, iommap}, Res)), Of}
              || {What, Slow, Fast, Of} <- Pairs,
                 maps:is_key({Slow, iommap}, Res), maps:is_key({Fast, iommap}, Res)],
