@@ -79,19 +79,9 @@ create(_, BlockSize, Capacity, Options) when is_integer(BlockSize), BlockSize > 
     {error, einval};
 create(Path, BlockSize, Capacity, Options) when is_integer(BlockSize), BlockSize > 0,
                                                  is_integer(Capacity), Capacity > 0, is_list(Options) ->
-    Tmp = tmp_name(Path),
-    Result = case format(Tmp, file_size(BlockSize, Capacity), {blocks_format, BlockSize, Capacity}) of
-                 ok ->
-                     case file:make_link(Tmp, Path) of
-                         ok -> open(Path, {BlockSize, Capacity}, Options);
-                         {error, eexist} -> open(Path, {BlockSize, Capacity}, Options);
-                         {error, _} = E -> E
-                     end;
-                 {error, _} = E ->
-                     E
-             end,
-    _ = file:delete(Tmp, [raw]),
-    Result;
+    iommap_file:create_whole(Path, iommap_file:engine_format(file_size(BlockSize, Capacity),
+                                                             {blocks_format, BlockSize, Capacity}),
+                             fun() -> open(Path, {BlockSize, Capacity}, Options) end);
 create(_, _, _, _) ->
     erlang:error(badarg).
 
@@ -198,26 +188,6 @@ close(#blocks{handle = H}) ->
     iommap:close(H);
 close(_) ->
     erlang:error(badarg).
-
-%% Makes Tmp a file of Size zero bytes and formats it with Req.
-format(Tmp, Size, Req) ->
-    case iommap:open(Tmp, read_write, [create, truncate, {size, Size}]) of
-        {ok, H} ->
-            Result = call(H, Req),
-            _ = iommap:close(H),
-            Result;
-        {error, _} = E ->
-            E
-    end.
-
-%% Beside Path, so the link stays in one file system.
-tmp_name(Path) when is_binary(Path) ->
-    <<(filename:absname(Path))/binary, (tmp_suffix())/binary>>;
-tmp_name(Path) ->
-    filename:absname(Path) ++ binary_to_list(tmp_suffix()).
-
-tmp_suffix() ->
-    iolist_to_binary([".", os:getpid(), ".", integer_to_list(erlang:unique_integer([positive])), ".tmp"]).
 
 %% The engine runs these requests off its main loop, under a file lock.
 call(H, Req) ->

@@ -89,19 +89,8 @@ create(Path, Capacity) ->
 -spec create(file:filename_all(), pos_integer(), [option()]) -> {ok, queue()} | {error, iommap:reason()}.
 create(Path, Capacity, Options) when is_integer(Capacity), Capacity > 0, is_list(Options) ->
     Ring = max(?MIN_CAPACITY, (Capacity + 7) band (bnot 7)),
-    Tmp = tmp_name(Path),
-    Result = case format(Tmp, ?HEADER + Ring, {queue_format, Ring}) of
-                 ok ->
-                     case file:make_link(Tmp, Path) of
-                         ok -> open(Path, Ring, Options);
-                         {error, eexist} -> open(Path, Ring, Options);
-                         {error, _} = E -> E
-                     end;
-                 {error, _} = E ->
-                     E
-             end,
-    _ = file:delete(Tmp, [raw]),
-    Result;
+    iommap_file:create_whole(Path, iommap_file:engine_format(?HEADER + Ring, {queue_format, Ring}),
+                             fun() -> open(Path, Ring, Options) end);
 create(_, _, _) ->
     erlang:error(badarg).
 
@@ -258,26 +247,6 @@ close(#queue{handle = H}) ->
     iommap:close(H);
 close(_) ->
     erlang:error(badarg).
-
-%% Makes Tmp a file of Size zero bytes and formats it with Req.
-format(Tmp, Size, Req) ->
-    case iommap:open(Tmp, read_write, [create, truncate, {size, Size}]) of
-        {ok, H} ->
-            Result = call(H, Req),
-            _ = iommap:close(H),
-            Result;
-        {error, _} = E ->
-            E
-    end.
-
-%% Beside Path, so the link stays in one file system.
-tmp_name(Path) when is_binary(Path) ->
-    <<(filename:absname(Path))/binary, (tmp_suffix())/binary>>;
-tmp_name(Path) ->
-    filename:absname(Path) ++ binary_to_list(tmp_suffix()).
-
-tmp_suffix() ->
-    iolist_to_binary([".", os:getpid(), ".", integer_to_list(erlang:unique_integer([positive])), ".tmp"]).
 
 %% The engine runs these requests off its main loop, under a file lock.
 call(H, Req) ->
