@@ -120,7 +120,7 @@ test-dist: dist
 
 # The read suites run again with direct reads off, so the engine's read path
 # is tested as thoroughly as the direct one.
-DIRECT_OFF_EUNIT := iommap_api_tests,iommap_beyond_tests,iommap_options_tests,iommap_stage_tests,iommap_counters_tests,iommap_direct_tests
+DIRECT_OFF_EUNIT := iommap_api_tests,iommap_beyond_tests,iommap_options_tests,iommap_counters_tests,iommap_direct_tests
 
 test-erlang: build
 	cd erlang && $(REBAR3) eunit && $(REBAR3) ct
