@@ -218,7 +218,7 @@ func (c *child) read(pr *os.File) {
 func (c *child) kill(t testing.TB, after time.Duration) []message {
 	t.Helper()
 	<-c.ready
-	time.Sleep(after)
+	time.Sleep(after * emulationSlowdown())
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	return c.wait(t, true)
 }
