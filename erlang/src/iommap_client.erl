@@ -45,7 +45,16 @@ engine() ->
 
 %% @doc Runs a request on handle H and returns the engine's answer.
 -spec call(reference(), iommap_codec:request()) -> term().
+call(H, {pread, Off, Len} = Req) ->
+    %% a handle this process has read directly before needs no lookup
+    case iommap_direct:cached_read(H, Off, Len) of
+        engine -> call_engine(H, Req);
+        Answer -> Answer
+    end;
 call(H, Req) ->
+    call_engine(H, Req).
+
+call_engine(H, Req) ->
     case engine() of
         undefined -> {error, closed};
         E -> call(E, H, Req)

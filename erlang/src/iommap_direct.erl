@@ -24,15 +24,26 @@
 %% that handle is read through the engine from then on.
 %%
 %% The descriptor lives in ?READERS, a table of the supervisor keyed by pid
-%% (never in the process dictionary: a raw file is closed only by its owner
-%% or at its exit, so one lost to erase() would stay open). The engine
-%% server monitors each process that has a row and deletes the row when it
-%% exits; the descriptor closes with the process.
+%% (a raw file is closed only by its owner or at its exit, so one lost to
+%% erase() would stay open). The engine server monitors each process that
+%% has a row and deletes the row when it exits; the descriptor closes with
+%% the process.
+%%
+%% The process dictionary holds only a cache, under ?CACHE: the engine's
+%% port, the descriptor, and the regions of the handles the process read
+%% (at most ?CACHE_MAX). A read of a cached handle then costs no table
+%% lookup: it was measured to cost more than the lookups themselves between
+%% two dirty-scheduler calls (their data is cold by then). The cache owns
+%% nothing: erase() loses nothing that the next read does not find again in
+%% the tables. A cached region is trusted only as the table's would be (its
+%% State, then the port still open after the read); a handle found closed
+%% (busy for good) leaves the cache, and a port of an engine that has gone
+%% empties it.
 -module(iommap_direct).
 
 -include("iommap_int.hrl").
 
--export([run/5, applies/1, new_regions/0, add_region/4, closing/1, closing_all/0,
+-export([cached_read/3, run/5, applies/1, new_regions/0, add_region/4, closing/1, closing_all/0,
          watch/2, forget/1, sweep/0, reader/1]).
 
 %% Busy is the low 32 bits of State; each mover adds ?MOVE.
@@ -41,9 +52,51 @@
 %% A process that could not open /proc/<engine>/mem reads through the
 %% engine, and tries again after this long.
 -define(RETRY_MS, 1000).
+%% The process-dictionary key of a reading process's cache (see above), and
+%% how many handles it keeps: a process that reads more starts again empty.
+-define(CACHE, '$iommap_direct').
+-define(CACHE_MAX, 64).
 %% Larger reads go to the engine, which answers them in the documented way
 %% (enomem after the checks).
 -define(MAX_DATA, (16#7FFFFFFF - 64)).
+
+%% @doc A pread of handle H served from the caller's cache, or engine when
+%% the handle is not in it or the read cannot be trusted (the caller then
+%% takes the usual way, through run/5). Off and Len are non-negative.
+-spec cached_read(reference(), non_neg_integer(), non_neg_integer()) ->
+          {ok, binary()} | {error, eacces | out_of_bounds} | engine.
+cached_read(H, Off, Len) ->
+    case get(?CACHE) of
+        {Port, Fd, #{H := {Mode, Ref}} = Regions} ->
+            case check(Mode, Ref, Off, Len) of
+                {read, State, Pos} ->
+                    case read(Port, Fd, Ref, State, Pos, Len) of
+                        engine -> forget_port(Port, Fd, Regions), engine;
+                        Answer -> Answer
+                    end;
+                busy ->
+                    put(?CACHE, {Port, Fd, maps:remove(H, Regions)}),
+                    engine;
+                Answer ->
+                    Answer
+            end;
+        _ ->
+            engine
+    end.
+
+%% A cache whose port has closed is of no more use.
+forget_port(Port, Fd, Regions) ->
+    case erlang:port_info(Port, id) of
+        undefined -> erase(?CACHE);
+        _ -> put(?CACHE, {Port, Fd, Regions})
+    end.
+
+remember(Port, Fd, H, Mode, Ref) ->
+    Regions = case get(?CACHE) of
+                  {Port, Fd, #{} = R} when map_size(R) < ?CACHE_MAX -> R;
+                  _ -> #{}
+              end,
+    put(?CACHE, {Port, Fd, Regions#{H => {Mode, Ref}}}).
 
 %% @doc Runs Req on handle H (engine handle HId), a handle of engine E that
 %% the caller found open: a pread directly if it can, a truncate with the
@@ -71,50 +124,65 @@ run(E, _, HId, Req, Fit) ->
 
 %% The checks in the API's order (the handle was found open: closed comes
 %% first), then the bytes, validated after the read.
-read(#engine{} = E, H, Off, Len) ->
+read(#engine{port = Port} = E, H, Off, Len) ->
     case region(H) of
-        {write, _} ->
-            {error, eacces};
-        {_, Ref} ->
-            State = atomics:get(Ref, 1),
-            Addr = atomics:get(Ref, 2),
-            Size = atomics:get(Ref, 3),
-            if
-                State band ?BUSY =/= 0 -> engine;
-                Off > Size; Len > Size - Off -> valid(Ref, State, {error, out_of_bounds});
-                Len =:= 0 -> valid(Ref, State, {ok, <<>>});
-                Len > ?MAX_DATA -> engine;
-                true -> read(E, Ref, State, Addr + Off, Len)
+        {Mode, Ref} ->
+            case check(Mode, Ref, Off, Len) of
+                {read, State, Pos} ->
+                    case fd(E) of
+                        none ->
+                            engine;
+                        Fd ->
+                            remember(Port, Fd, H, Mode, Ref),
+                            read(Port, Fd, Ref, State, Pos, Len)
+                    end;
+                busy ->
+                    engine;
+                Answer ->
+                    Answer
             end;
         none ->
             engine
     end.
 
-read(#engine{port = Port} = E, Ref, State, Pos, Len) ->
-    case fd(E) of
-        none ->
-            engine;
-        Fd ->
-            case file:pread(Fd, Pos, Len) of
-                %% The port still open after the read means the engine had
-                %% not been told to stop (it unmaps everything then) when
-                %% it read; State unchanged means no truncate or close
-                %% began meanwhile.
-                {ok, Bin} when byte_size(Bin) =:= Len ->
-                    case atomics:get(Ref, 1) =:= State andalso erlang:port_info(Port, id) =/= undefined of
-                        true -> {ok, Bin};
-                        false -> engine
-                    end;
-                _ ->
-                    engine
+%% The checks of a read of Len bytes at Off, after closed (busy: the
+%% handle is being closed or truncated, or was): the answer, or where to
+%% read with the State to check after.
+check(Mode, Ref, Off, Len) ->
+    State = atomics:get(Ref, 1),
+    if
+        State band ?BUSY =/= 0 -> busy;
+        Mode =:= write -> {error, eacces};
+        true ->
+            Addr = atomics:get(Ref, 2),
+            Size = atomics:get(Ref, 3),
+            if
+                Off > Size; Len > Size - Off -> valid(Ref, State, {error, out_of_bounds});
+                Len =:= 0 -> valid(Ref, State, {ok, <<>>});
+                Len > ?MAX_DATA -> busy;
+                true -> {read, State, Addr + Off}
             end
+    end.
+
+read(Port, Fd, Ref, State, Pos, Len) ->
+    case file:pread(Fd, Pos, Len) of
+        %% The port still open after the read means the engine had not
+        %% been told to stop (it unmaps everything then) when it read;
+        %% State unchanged means no truncate or close began meanwhile.
+        {ok, Bin} when byte_size(Bin) =:= Len ->
+            case atomics:get(Ref, 1) =:= State andalso erlang:port_info(Port, id) =/= undefined of
+                true -> {ok, Bin};
+                false -> engine
+            end;
+        _ ->
+            engine
     end.
 
 %% An answer from the size, if no truncate or close began meanwhile.
 valid(Ref, State, Answer) ->
     case atomics:get(Ref, 1) of
         State -> Answer;
-        _ -> engine
+        _ -> busy
     end.
 
 region(H) ->
