@@ -22,10 +22,25 @@ type Output struct {
 // NewOutput writes to fd.
 func NewOutput(fd int) *Output { return &Output{fd: fd} }
 
+// Close closes the descriptor. A goroutine that finishes a slow request
+// later gets ErrClosedOutput from Write, never a write to a descriptor
+// number the kernel has given to something else meanwhile.
+func (o *Output) Close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.fd >= 0 {
+		unix.Close(o.fd)
+		o.fd = -1
+	}
+}
+
 // Write writes b, which holds one or more complete frames, in full.
 func (o *Output) Write(b []byte) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.fd < 0 && len(b) > 0 {
+		return ErrClosedOutput
+	}
 	for len(b) > 0 {
 		n, err := unix.Write(o.fd, b)
 		switch {
