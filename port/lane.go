@@ -231,7 +231,9 @@ func (l *lanes) accept() {
 		in := NewInput(fd, 0)
 		in.buf = make([]byte, laneInput) // grown as a frame needs, as the port's
 		in.Limit = laneMaxFrame
-		l.conns = append(l.conns, &conn{in: in, out: NewOutput(fd)})
+		out := NewOutput(fd)
+		out.lane = true
+		l.conns = append(l.conns, &conn{in: in, out: out})
 	}
 }
 

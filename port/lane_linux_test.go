@@ -303,3 +303,31 @@ func TestManyLanesAndThePortAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A lane whose reader sends and never reads must not stall the engine: once
+// its replies no longer fit in the socket, the lane is shut down, and the
+// port and the other lanes go on.
+func TestALaneThatDoesNotReadIsShutNotWaitedFor(t *testing.T) {
+	e := startEngine(t)
+	path := e.lanePath(os.Getpid())
+	h := openFile(t, e, e.in, e.out)
+	c := dial(t, path)
+	frame := enc(t, int32(1), atomT("pread"), h, 0, 8192)
+	stuck := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(frame))), frame...)); err != nil {
+				stuck <- err
+				return
+			}
+		}
+	}()
+	select {
+	case <-stuck:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the lane was never shut")
+	}
+	expectReply(t, "the port", call(t, e.in, e.out, int32(4), atomT("pread"), h, 0, 2), 4, okBin("ab"))
+	d := dial(t, path)
+	expectReply(t, "another lane", call(t, d, d, int32(5), atomT("pread"), h, 2, 2), 5, okBin("cd"))
+}

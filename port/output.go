@@ -17,6 +17,10 @@ var ErrClosedOutput = errors.New("port: output closed")
 type Output struct {
 	mu sync.Mutex
 	fd int
+	// lane: a reader that does not take its replies must not stall the
+	// engine, so a write that would block shuts the lane down instead
+	// (its caller sees it closed; the main loop then drops it).
+	lane bool
 }
 
 // NewOutput writes to fd.
@@ -47,6 +51,9 @@ func (o *Output) Write(b []byte) error {
 		case err == nil:
 			b = b[n:]
 		case err == unix.EINTR:
+		case err == unix.EAGAIN && o.lane:
+			unix.Shutdown(o.fd, unix.SHUT_RDWR)
+			return ErrClosedOutput
 		case err == unix.EAGAIN: // a non-blocking fd shared with a terminal
 			fds := []unix.PollFd{{Fd: int32(o.fd), Events: unix.POLLOUT}}
 			unix.Poll(fds, -1)
