@@ -33,7 +33,8 @@
          controlling_process/2, info/1, engine_info/0]).
 %% Beyond the NIF package
 -export([pread_many/2, pwrite_many/2, sync/4, resident/3,
-         add/3, compare_exchange/4, load/2, store/3]).
+         add/3, sub/3, bit_and/3, bit_or/3, bit_xor/3, exchange/3,
+         compare_exchange/4, load/2, store/3]).
 
 -type handle() :: reference().
 -type mode() :: read | write | read_write.
@@ -41,7 +42,8 @@
 -type advise_hint() :: normal | random | sequential | willneed | dontneed
                      | populate_read | populate_write.
 -type open_option() :: read | write | read_write | {size, non_neg_integer()}
-                     | shared | private | lock | populate | nocache | create | truncate.
+                     | shared | private | lock | populate | nocache | create | truncate
+                     | {chmod, 0..8#7777} | delete_on_close.
 -type reason() :: badarg | enomem | enoent | eacces | closed | out_of_bounds
                 | sigbus | einval | atom().
 
@@ -71,6 +73,14 @@ open(Path, Options) ->
 %% ignored); `populate' prefaults (MAP_POPULATE); `nocache' does nothing on
 %% Linux. Unknown options are ignored.
 %%
+%% Beyond the NIF: `{chmod, Mode}' (an integer 0..8#7777, else `badarg' is
+%% raised) gives a file that `create' makes exactly those permission bits,
+%% whatever the umask; an existing file keeps its own. `delete_on_close'
+%% removes the file's path when the handle is closed: by {@link close/1},
+%% when its owner dies, when the application stops, and when the engine dies
+%% (then the engine server removes it). A VM killed outright removes
+%% nothing.
+%%
 %% A mapping cannot be empty: an empty file, `create' of a missing file or
 %% `truncate' without `{size, N}', or `{size, 0}' give `{error, einval}', and
 %% so do `create' or `truncate' in `read' mode. All of these are checked
@@ -85,9 +95,9 @@ open(Path, Options) ->
 -spec open(file:filename_all(), mode(), [open_option()]) -> {ok, handle()} | {error, reason()}.
 open(Path, Mode, Options) when (Mode =:= read orelse Mode =:= write orelse Mode =:= read_write),
                                is_list(Options) ->
-    {Share, Size, Flags} = options(Options, shared, undefined, []),
+    {Share, Size, Perm, Flags} = options(Options, {shared, undefined, undefined}, []),
     case path(Path) of
-        {ok, Bin} -> iommap_client:open(Bin, Mode, Share, Size, Flags);
+        {ok, Bin} -> iommap_client:open(Bin, Mode, Share, Size, Perm, Flags);
         Error -> Error
     end;
 open(_, _, _) ->
@@ -156,7 +166,9 @@ read(H, Off, Len) -> iommap_client:call(H, {pread, c(Off), c(Len)}).
 %% '''
 -spec pwrite(handle(), non_neg_integer(), iodata()) -> ok | {error, reason()}.
 pwrite(H, Off, Data) when is_reference(H), ?IS_OFFSET(Off), (is_binary(Data) orelse is_list(Data)) ->
-    Size = iolist_size(Data), % raises badarg for anything that is not iodata
+    %% iolist_size/1 raises badarg for anything that is not iodata; the
+    %% request carries the size, counted here once (see iommap_codec)
+    Size = iolist_size(Data),
     if
         Off < 0 -> {error, badarg};
         true -> iommap_client:call(H, {pwrite, c(Off), Data, Size})
@@ -231,7 +243,7 @@ advise(_, _, _, _) ->
 %% '''
 -spec position(handle()) -> {ok, non_neg_integer()} | {error, reason()}.
 position(H) when is_reference(H) ->
-    iommap_client:call(H, position);
+    iommap_client:call(H, {position});
 position(_) ->
     erlang:error(badarg).
 
@@ -261,7 +273,7 @@ controlling_process(_, _) ->
 %% '''
 -spec info(handle()) -> {ok, map()} | {error, reason()}.
 info(H) when is_reference(H) ->
-    iommap_client:call(H, info);
+    iommap_client:call(H, {info});
 info(_) ->
     erlang:error(badarg).
 
@@ -291,8 +303,8 @@ engine_info() ->
 -spec pread_many(handle(), [{non_neg_integer(), non_neg_integer()}]) ->
           {ok, [binary()]} | {error, reason()}.
 pread_many(H, Ranges) when is_reference(H), is_list(Ranges) ->
-    case pairs(Ranges, fun is_integer/1) of
-        ok -> iommap_client:call(H, {pread_many, [{c(O), c(L)} || {O, L} <- Ranges]});
+    case pairs(Ranges, fun range/2) of
+        {ok, Rs} -> iommap_client:call(H, {pread_many, Rs});
         negative -> {error, badarg}
     end;
 pread_many(_, _) ->
@@ -309,8 +321,8 @@ pread_many(_, _) ->
 %% '''
 -spec pwrite_many(handle(), [{non_neg_integer(), iodata()}]) -> ok | {error, reason()}.
 pwrite_many(H, Writes) when is_reference(H), is_list(Writes) ->
-    case pairs(Writes, fun iodata/1) of
-        ok -> iommap_client:call(H, {pwrite_many, [{c(O), D} || {O, D} <- Writes]});
+    case pairs(Writes, fun piece/2) of
+        {ok, Pieces} -> iommap_client:call(H, {pwrite_many, Pieces});
         negative -> {error, badarg}
     end;
 pwrite_many(_, _) ->
@@ -356,7 +368,12 @@ resident(_, _, _) ->
 %% the mapped page, so they are atomic against every OS process that maps
 %% the file `shared'. An unaligned offset gives `{error, einval}'; a value
 %% outside -2^63..2^63-1 gives `{error, badarg}'. `load' needs read access,
-%% `store' write access, `add' and `compare_exchange' both (`{error, eacces}').
+%% `store' write access, the read-modify-writes (`add', `sub', `bit_and',
+%% `bit_or', `bit_xor', `exchange', `compare_exchange') both
+%% (`{error, eacces}'). Each runs under the handle's lock, so against a
+%% concurrent `truncate/2' or `close/1' it gives the value, `{error, closed}'
+%% or `{error, sigbus}', never a crash. `compare_exchange' is strong: it
+%% never reports a mismatch when the word held `Expected'.
 
 %% @doc Adds `Incr' to the word at `Off' (wrapping) and returns the old value.
 %%
@@ -366,8 +383,52 @@ resident(_, _, _) ->
 %% '''
 -spec add(handle(), non_neg_integer(), integer()) -> {ok, integer()} | {error, reason()}.
 add(H, Off, Incr) when is_reference(H), is_integer(Off), is_integer(Incr) ->
-    atomic(H, Off, add, [Incr]);
+    atomic(H, Off, [Incr], {add, c(Off), Incr});
 add(_, _, _) ->
+    erlang:error(badarg).
+
+%% @doc Subtracts `V' from the word at `Off' (wrapping) and returns the old
+%% value.
+-spec sub(handle(), non_neg_integer(), integer()) -> {ok, integer()} | {error, reason()}.
+sub(H, Off, V) when is_reference(H), is_integer(Off), is_integer(V) ->
+    atomic(H, Off, [V], {sub, c(Off), V});
+sub(_, _, _) ->
+    erlang:error(badarg).
+
+%% @doc The word at `Off' becomes its bitwise and with `V'; returns the old
+%% value. (`and' is a reserved word in Erlang.)
+-spec bit_and(handle(), non_neg_integer(), integer()) -> {ok, integer()} | {error, reason()}.
+bit_and(H, Off, V) when is_reference(H), is_integer(Off), is_integer(V) ->
+    atomic(H, Off, [V], {bit_and, c(Off), V});
+bit_and(_, _, _) ->
+    erlang:error(badarg).
+
+%% @doc The word at `Off' becomes its bitwise or with `V'; returns the old
+%% value.
+-spec bit_or(handle(), non_neg_integer(), integer()) -> {ok, integer()} | {error, reason()}.
+bit_or(H, Off, V) when is_reference(H), is_integer(Off), is_integer(V) ->
+    atomic(H, Off, [V], {bit_or, c(Off), V});
+bit_or(_, _, _) ->
+    erlang:error(badarg).
+
+%% @doc The word at `Off' becomes its bitwise exclusive or with `V';
+%% returns the old value.
+-spec bit_xor(handle(), non_neg_integer(), integer()) -> {ok, integer()} | {error, reason()}.
+bit_xor(H, Off, V) when is_reference(H), is_integer(Off), is_integer(V) ->
+    atomic(H, Off, [V], {bit_xor, c(Off), V});
+bit_xor(_, _, _) ->
+    erlang:error(badarg).
+
+%% @doc Stores `V' at `Off' and returns the old value.
+%%
+%% ```
+%% {ok, 0} = iommap:exchange(H, 0, 7),
+%% {ok, 7} = iommap:exchange(H, 0, 8).
+%% '''
+-spec exchange(handle(), non_neg_integer(), integer()) -> {ok, integer()} | {error, reason()}.
+exchange(H, Off, V) when is_reference(H), is_integer(Off), is_integer(V) ->
+    atomic(H, Off, [V], {exchange, c(Off), V});
+exchange(_, _, _) ->
     erlang:error(badarg).
 
 %% @doc Stores `New' at `Off' if the word holds `Expected'; otherwise leaves
@@ -381,46 +442,56 @@ add(_, _, _) ->
           ok | {error, {mismatch, integer()} | reason()}.
 compare_exchange(H, Off, Expected, New) when is_reference(H), is_integer(Off),
                                              is_integer(Expected), is_integer(New) ->
-    atomic(H, Off, compare_exchange, [Expected, New]);
+    atomic(H, Off, [Expected, New], {compare_exchange, c(Off), Expected, New});
 compare_exchange(_, _, _, _) ->
     erlang:error(badarg).
 
 %% @doc Reads the word at `Off' atomically.
 -spec load(handle(), non_neg_integer()) -> {ok, integer()} | {error, reason()}.
 load(H, Off) when is_reference(H), is_integer(Off) ->
-    atomic(H, Off, load, []);
+    atomic(H, Off, [], {load, c(Off)});
 load(_, _) ->
     erlang:error(badarg).
 
 %% @doc Writes the word at `Off' atomically.
 -spec store(handle(), non_neg_integer(), integer()) -> ok | {error, reason()}.
 store(H, Off, V) when is_reference(H), is_integer(Off), is_integer(V) ->
-    atomic(H, Off, store, [V]);
+    atomic(H, Off, [V], {store, c(Off), V});
 store(_, _, _) ->
     erlang:error(badarg).
 
 -define(INT64(V), (V >= -16#8000000000000000 andalso V =< 16#7FFFFFFFFFFFFFFF)).
 
-atomic(H, Off, Op, Vals) ->
+atomic(H, Off, Vals, Req) ->
     case Off >= 0 andalso lists:all(fun(V) -> ?INT64(V) end, Vals) of
-        true -> iommap_client:call(H, {Op, c(Off), Vals});
+        true -> iommap_client:call(H, Req);
         false -> {error, badarg}
     end.
 
-%% A proper list of {Off, X}: a wrong shape or type raises badarg; a
-%% negative offset or length is `negative'.
-pairs(L, CheckX) -> pairs(L, CheckX, ok).
-pairs([], _, Acc) -> Acc;
-pairs([{Off, X} | T], CheckX, Acc) when is_integer(Off) ->
-    CheckX(X) orelse erlang:error(badarg),
-    Neg = Off < 0 orelse (is_integer(X) andalso X < 0),
-    pairs(T, CheckX, case Neg of true -> negative; false -> Acc end);
-pairs(_, _, _) ->
+%% A proper list of {Off, X}, each made into what the request carries by
+%% Carry(Off, X): a wrong shape or type raises badarg, even after a negative
+%% offset or length, which makes the answer `negative'.
+pairs(L, Carry) -> pairs(L, Carry, [], ok).
+
+pairs([], _, Acc, ok) -> {ok, lists:reverse(Acc)};
+pairs([], _, _, negative) -> negative;
+pairs([{Off, X} | T], Carry, Acc, Neg) when is_integer(Off) ->
+    Item = Carry(Off, X),
+    Neg1 = case Off < 0 orelse (is_integer(X) andalso X < 0) of
+               true -> negative;
+               false -> Neg
+           end,
+    pairs(T, Carry, [Item | Acc], Neg1);
+pairs(_, _, _, _) ->
     erlang:error(badarg).
 
-iodata(D) when is_binary(D) -> true;
-iodata(D) when is_list(D) -> _ = iolist_size(D), true;
-iodata(_) -> false.
+range(Off, Len) when is_integer(Len) -> {c(Off), c(Len)};
+range(_, _) -> erlang:error(badarg).
+
+%% A piece of a pwrite_many carries its size, counted here once (it raises
+%% badarg for anything that is not iodata) for the limit and the frame.
+piece(Off, D) when is_binary(D); is_list(D) -> {c(Off), D, iolist_size(D)};
+piece(_, _) -> erlang:error(badarg).
 
 %% Integers past 2^64 are out of bounds (or too large a file) whatever their
 %% size, so they travel as 2^64: the engine then need not decode huge ones.
@@ -429,17 +500,25 @@ c(N) -> N.
 
 %% Options: of shared/private and of repeated {size, N} the last wins;
 %% unknown options are ignored, as in the NIF package.
-options([], Share, Size, Flags) ->
-    {Share, Size, lists:reverse(Flags)};
-options([shared | T], _, Size, Flags) -> options(T, shared, Size, Flags);
-options([private | T], _, Size, Flags) -> options(T, private, Size, Flags);
-options([{size, N} | T], Share, _, Flags) when is_integer(N), N >= 0 -> options(T, Share, c(N), Flags);
-options([{size, _} | _], _, _, _) -> erlang:error(badarg);
-options([F | T], Share, Size, Flags) when F =:= create; F =:= truncate; F =:= lock;
-                                          F =:= populate; F =:= nocache ->
-    options(T, Share, Size, [F | Flags]);
-options([_ | T], Share, Size, Flags) -> options(T, Share, Size, Flags);
-options(_, _, _, _) -> erlang:error(badarg). % an improper list
+options([], {Share, Size, Perm}, Flags) ->
+    {Share, Size, Perm, lists:reverse(Flags)};
+options([S | T], {_, Size, Perm}, Flags) when S =:= shared; S =:= private ->
+    options(T, {S, Size, Perm}, Flags);
+options([{size, N} | T], {Share, _, Perm}, Flags) when is_integer(N), N >= 0 ->
+    options(T, {Share, c(N), Perm}, Flags);
+options([{size, _} | _], _, _) ->
+    erlang:error(badarg);
+options([{chmod, M} | T], {Share, Size, _}, Flags) when is_integer(M), M >= 0, M =< 8#7777 ->
+    options(T, {Share, Size, M}, Flags);
+options([{chmod, _} | _], _, _) ->
+    erlang:error(badarg);
+options([F | T], Set, Flags) when F =:= create; F =:= truncate; F =:= lock;
+                                  F =:= populate; F =:= nocache; F =:= delete_on_close ->
+    options(T, Set, [F | Flags]);
+options([_ | T], Set, Flags) ->
+    options(T, Set, Flags);
+options(_, _, _) ->
+    erlang:error(badarg). % an improper list
 
 path(Path) when is_binary(Path) ->
     absolute(no_nul(Path));

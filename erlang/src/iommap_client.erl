@@ -15,36 +15,38 @@
 
 -include("iommap_int.hrl").
 
--export([open/5, close/1, controlling_process/3, call/2, engine/0]).
+-export([open/6, close/1, controlling_process/3, call/2, engine/0]).
+-export([stage_get/1, stage_put/2]).
 
--type request() :: {pread, non_neg_integer(), non_neg_integer()}
-                 | {pwrite, non_neg_integer(), iodata(), non_neg_integer()}
-                 | {sync, sync | async}
-                 | {truncate, non_neg_integer()}
-                 | {advise, non_neg_integer(), non_neg_integer(), atom()}
-                 | position | info
-                 | {pread_many, [{non_neg_integer(), non_neg_integer()}]}
-                 | {pwrite_many, [{non_neg_integer(), iodata()}]}
-                 | {add | load | store | compare_exchange, non_neg_integer(), [integer()]}
-                 | {sync_range, non_neg_integer(), non_neg_integer(), sync | async}
-                 | {resident, non_neg_integer(), non_neg_integer()}
-                 | {pread_staged | pwrite_staged, non_neg_integer(), non_neg_integer(), pos_integer()}.
--export_type([request/0]).
+%% A process's stage (PROTOCOL.md, "Stages"): the engine's stage id and this
+%% process's raw file on it, or none until RetryAt (monotonic milliseconds).
+-type stage() :: {stage, StageId :: pos_integer(), file:fd()} | {none, RetryAt :: integer()}.
+-export_type([stage/0]).
 
 %% Largest frame the engine accepts (port.MaxFrame), less room for the header.
 -define(MAX_DATA, (16#7FFFFFFF - 64)).
 %% Longest list one request may carry (port.MaxVector).
 -define(MAX_VECTOR, 65536).
-%% A read or write this big takes the engine 30 µs or more (see wait/2).
+%% A read or write this big takes the engine 30 µs or more (see wait/3).
 -define(LONG_BYTES, 65536).
 
-%% @doc The running engine, or undefined if none has been started.
+%% @doc The running engine, or undefined if none is up.
+%%
+%% It is read from a named table of the engine server rather than from
+%% persistent_term: replacing a persistent term, as every restart would,
+%% makes the runtime scan every process of the node for the old term; the
+%% table needs no such clean-up and goes with its server, so no stale engine
+%% is ever found. The lookup copies a dozen words, little next to a call.
 -spec engine() -> #engine{} | undefined.
 engine() ->
-    persistent_term:get(?ENGINE_KEY, undefined).
+    try
+        ets:lookup_element(?ENGINE_TAB, engine, 2)
+    catch
+        error:badarg -> undefined % no server, or its engine is not up
+    end.
 
 %% @doc Runs a request on handle H and returns the engine's answer.
--spec call(reference(), request()) -> term().
+-spec call(reference(), iommap_codec:request()) -> term().
 call(H, Req) ->
     case engine() of
         undefined -> {error, closed};
@@ -53,68 +55,69 @@ call(H, Req) ->
 
 call(#engine{handles = Handles} = E, H, Req) ->
     try ets:lookup(Handles, H) of
-        [{_, HId, Owner}] ->
-            case limit(Req) of
-                ok -> with_owner(Req, Owner, run(E, HId, Req));
-                Over -> refuse(E, HId, Req, Over)
-            end;
+        [{_, HId, Owner}] -> with_owner(Req, Owner, fit(E, HId, Req));
         [] -> {error, closed}
     catch
         error:badarg -> {error, closed} % the table died with its engine
     end.
 
-%% Whether a request fits what one request may carry: a frame of at most
-%% 2 GiB (counted exactly as encode/2 will write it) and lists of at most
-%% ?MAX_VECTOR elements. Past that: enomem or e2big.
-limit({pwrite, _, _, Size}) when Size > ?MAX_DATA -> enomem;
-limit({Vector, L}) when (Vector =:= pwrite_many orelse Vector =:= pread_many),
-                        length(L) > ?MAX_VECTOR -> e2big;
-limit({pwrite_many, Ws}) ->
-    %% each piece: {2-tuple, the offset, BINARY_EXT header, the data
-    Bytes = lists:foldl(fun({Off, D}, Acc) -> Acc + 7 + iommap_codec:int_size(Off) + iolist_size(D) end,
-                        0, Ws),
-    case Bytes > ?MAX_DATA of
-        true -> enomem;
-        false -> ok
-    end;
-limit(_) -> ok.
+%% info: the engine knows the mapping, this side knows the owner.
+with_owner({info}, Owner, {ok, Info}) -> {ok, Info#{owner => Owner}};
+with_owner(_, _, Result) -> Result.
 
-%% A request too large to send still answers in the documented order: a
-%% closed handle, then the mode, then the bounds, and only then the size.
-%% The engine knows the mode and the size, so ask it.
-refuse(E, HId, Req, Over) ->
-    case send(E, {HId, info}) of
-        {ok, #{mode := Mode, size := Size}} ->
-            Write = element(1, Req) =/= pread_many,
-            Allowed = case Write of true -> Mode =/= read; false -> Mode =/= write end,
-            InBounds = lists:all(fun({Off, Len}) -> Off =< Size andalso Len =< Size - Off end,
-                                 spans(Req)),
-            if
-                not Allowed -> {error, eacces};
-                not InBounds -> {error, out_of_bounds};
-                true -> {error, Over}
-            end;
-        Error ->
-            Error
+%% A request is sent if it fits what one request may carry: a frame of at
+%% most 2 GiB and lists of at most ?MAX_VECTOR elements. One past that
+%% still answers in the documented order, a closed handle, then the mode,
+%% then the bounds, and only then its size: the engine checks the first
+%% three for the bytes the request would touch (its check request).
+fit(E, HId, Req) ->
+    case too_large(Req) of
+        false ->
+            run(E, HId, Req);
+        {Reason, Access, End} ->
+            case send(E, HId, {check, Access, End}, short) of
+                ok -> {error, Reason};
+                Error -> Error
+            end
     end.
 
-spans({pwrite, Off, _, Size}) -> [{Off, Size}];
-spans({pwrite_many, Ws}) -> [{Off, iolist_size(D)} || {Off, D} <- Ws];
-spans({pread_many, Rs}) -> Rs.
+too_large({pwrite, Off, _, Size}) when Size > ?MAX_DATA ->
+    {enomem, write, Off + Size};
+too_large({pread_many, Rs}) when length(Rs) > ?MAX_VECTOR ->
+    {e2big, read, lists:foldl(fun({Off, Len}, M) -> max(M, Off + Len) end, 0, Rs)};
+too_large({pwrite_many, Pieces}) when length(Pieces) > ?MAX_VECTOR ->
+    {e2big, write, pieces_end(Pieces)};
+too_large({pwrite_many, Pieces}) ->
+    case iommap_codec:pieces_size(Pieces) > ?MAX_DATA of
+        true -> {enomem, write, pieces_end(Pieces)};
+        false -> false
+    end;
+too_large(_) ->
+    false.
 
-%% Bulk reads and writes go through the caller's stage when it has one.
-run(#engine{stage_min = Min} = E, HId, {pread, _, Len} = Req) when Len >= Min, Len =< ?MAX_DATA ->
-    case stage(E) of
-        {SId, Fd} -> staged_read(E, HId, Req, SId, Fd);
-        none -> send(E, {HId, Req})
-    end;
-run(#engine{stage_min = Min} = E, HId, {pwrite, _, _, Size} = Req) when Size >= Min ->
-    case stage(E) of
-        {SId, Fd} -> staged_write(E, HId, Req, SId, Fd);
-        none -> send(E, {HId, Req})
-    end;
+pieces_end(Pieces) ->
+    lists:foldl(fun({Off, _, Size}, M) -> max(M, Off + Size) end, 0, Pieces).
+
+%% Bulk reads and writes go through the caller's stage when it has one;
+%% which requests are long decides how their caller waits (see wait/3).
+run(E, HId, {pread, Off, Len} = Req) ->
+    transfer(E, HId, Req, read, Off, Len);
+run(E, HId, {pwrite, Off, Data, Size} = Req) ->
+    transfer(E, HId, Req, {write, Data}, Off, Size);
+run(E, HId, {Vector, _} = Req) when Vector =:= pread_many; Vector =:= pwrite_many ->
+    send(E, HId, Req, long);
 run(E, HId, Req) ->
-    send(E, {HId, Req}).
+    send(E, HId, Req, short).
+
+transfer(#engine{stage_min = Min} = E, HId, Req, Dir, Off, Len) when Len >= Min, Len =< ?MAX_DATA ->
+    case stage(E) of
+        {SId, Fd} -> staged(E, HId, Req, Dir, Off, Len, {SId, Fd});
+        none -> send(E, HId, Req, long)
+    end;
+transfer(E, HId, Req, _, _, Len) when Len >= ?LONG_BYTES ->
+    send(E, HId, Req, long);
+transfer(E, HId, Req, _, _, _) ->
+    send(E, HId, Req, short).
 
 %% Staged transfers (PROTOCOL.md, "Stages"). A pipe moves about 1.5 GB/s;
 %% a stage is memory this process and the engine both have open, so bulk
@@ -123,30 +126,32 @@ run(E, HId, Req) ->
 %% plain pread or pwrite. If the stage fails on this side, the call goes
 %% through the pipe instead (a read can be repeated; a write has not been
 %% sent yet).
-staged_read(E, HId, {pread, Off, Len} = Req, SId, Fd) ->
-    case send(E, {HId, {pread_staged, Off, Len, SId}}) of
-        ok ->
-            case file:pread(Fd, 0, Len) of
-                {ok, Bin} when byte_size(Bin) =:= Len ->
-                    trim(Fd, Len),
-                    {ok, Bin};
-                _ ->
-                    drop_stage(E),
-                    send(E, {HId, Req})
-            end;
-        Error ->
-            Error
-    end.
-
-staged_write(E, HId, {pwrite, Off, Data, Size} = Req, SId, Fd) ->
+staged(E, HId, Req, read, Off, Len, {SId, Fd}) ->
+    Result = case send(E, HId, {pread_staged, Off, Len, SId}, long) of
+                 ok ->
+                     case file:pread(Fd, 0, Len) of
+                         {ok, Bin} when byte_size(Bin) =:= Len ->
+                             {ok, Bin};
+                         _ ->
+                             drop_stage(E),
+                             send(E, HId, Req, long)
+                     end;
+                 Error ->
+                     Error
+             end,
+    %% after an error too: an engine killed after it grew the stage for
+    %% this read answers nothing, and an idle process would hold it all
+    trim(Fd, Len),
+    Result;
+staged(E, HId, Req, {write, Data}, Off, Size, {SId, Fd}) ->
     case file:pwrite(Fd, 0, Data) of
         ok ->
-            Result = send(E, {HId, {pwrite_staged, Off, Size, SId}}),
+            Result = send(E, HId, {pwrite_staged, Off, Size, SId}, long),
             trim(Fd, Size),
             Result;
         {error, _} ->
             drop_stage(E),
-            send(E, {HId, Req})
+            send(E, HId, Req, long)
     end.
 
 %% A stage keeps the memory of its largest transfer; past this much it is
@@ -158,35 +163,38 @@ trim(Fd, Size) when Size > ?STAGE_KEEP ->
     ok;
 trim(_, _) -> ok.
 
-%% The stage of the calling process for engine E, opened on first use. The
-%% entry names the engine's port, so a stage of an engine that has died is
-%% closed and replaced. If no stage can be had (stage_max processes hold
-%% one already, no /proc, no file descriptor left), the process uses the
-%% pipe and asks again after ?STAGE_RETRY_MS.
+%% The stage of the calling process, opened on first use and kept in
+%% ?STAGES, where the process cannot lose it: the VM closes a raw file only
+%% when its owner closes it or exits, never by garbage collection, so a
+%% stage kept in the process dictionary and lost to erase() stayed open
+%% for good. The row names the engine's port: a stage of an engine that
+%% has died is closed before a new one is opened. If no stage can be had
+%% (stage_max processes hold one already, no /proc, no file descriptor
+%% left), the process uses the pipe and asks again after ?STAGE_RETRY_MS.
 -define(STAGE_RETRY_MS, 1000).
 
 stage(#engine{port = Port} = E) ->
-    case get(?STAGE_KEY) of
-        {Port, {none, Until}} ->
-            case erlang:monotonic_time(millisecond) >= Until of
+    case stage_get(self()) of
+        {Port, {stage, SId, Fd}} ->
+            {SId, Fd};
+        {Port, {none, RetryAt}} ->
+            case erlang:monotonic_time(millisecond) >= RetryAt of
                 true -> open_stage(E);
                 false -> none
             end;
-        {Port, Stage} -> Stage;
-        Old -> close_stage(Old), open_stage(E)
+        {_, Old} ->
+            close_stage(Old),
+            open_stage(E);
+        undefined ->
+            open_stage(E)
     end.
-
-no_stage(Port) ->
-    put(?STAGE_KEY, {Port, {none, erlang:monotonic_time(millisecond) + ?STAGE_RETRY_MS}}),
-    none.
 
 open_stage(#engine{server = S, port = Port}) ->
     try gen_server:call(S, {stage_open, self()}, infinity) of
         {ok, SId, Path} ->
             case file:open(Path, [raw, read, write, binary]) of
                 {ok, Fd} ->
-                    put(?STAGE_KEY, {Port, {SId, Fd}}),
-                    {SId, Fd};
+                    keep(Port, {stage, SId, Fd});
                 {error, _} ->
                     gen_server:cast(S, {stage_close, self(), SId}),
                     no_stage(Port)
@@ -197,33 +205,74 @@ open_stage(#engine{server = S, port = Port}) ->
         exit:_ -> no_stage(Port)
     end.
 
-drop_stage(#engine{server = S, port = Port}) ->
-    case get(?STAGE_KEY) of
-        {Port, {SId, Fd}} when is_integer(SId) ->
-            gen_server:cast(S, {stage_close, self(), SId}),
-            close_stage({Port, {SId, Fd}}),
-            no_stage(Port);
-        _ ->
-            none
+no_stage(Port) ->
+    keep(Port, {none, erlang:monotonic_time(millisecond) + ?STAGE_RETRY_MS}).
+
+%% Writes the caller's row. The engine server deletes the rows of processes
+%% that exit: a new server watches those it finds at its start, so a row
+%% written as the engine died may come too late to be watched. A stage of
+%% a dead engine is of no use anyway: such a row is dropped here at once.
+keep(Port, Stage) ->
+    try stage_put(Port, Stage) of
+        ok ->
+            case engine() of
+                #engine{port = Port} -> used(Stage);
+                _ -> forget_stage(Stage)
+            end
+    catch
+        error:badarg -> forget_stage(Stage) % no table: the application has stopped
     end.
 
-close_stage({_, {SId, Fd}}) when is_integer(SId) -> _ = file:close(Fd), ok;
-close_stage(_) -> ok.
+used({stage, SId, Fd}) -> {SId, Fd};
+used({none, _}) -> none.
 
-%% info: the engine knows the mapping, this side knows the owner.
-with_owner(info, Owner, {ok, Info}) -> {ok, Info#{owner => Owner}};
-with_owner(_, _, Result) -> Result.
+forget_stage(Stage) ->
+    close_stage(Stage),
+    _ = try ets:delete(?STAGES, self()) catch error:badarg -> true end,
+    none.
 
-send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, Req) ->
+drop_stage(#engine{server = S, port = Port}) ->
+    case stage_get(self()) of
+        {Port, {stage, SId, _} = Stage} ->
+            gen_server:cast(S, {stage_close, self(), SId}),
+            close_stage(Stage),
+            _ = no_stage(Port),
+            ok;
+        _ ->
+            ok
+    end.
+
+close_stage({stage, _, Fd}) -> _ = file:close(Fd), ok;
+close_stage({none, _}) -> ok.
+
+%% @doc The stage row of process Pid: the port of the engine its stage
+%% belongs to, and the stage.
+-spec stage_get(pid()) -> {port(), stage()} | undefined.
+stage_get(Pid) ->
+    try ets:lookup(?STAGES, Pid) of
+        [{_, Port, Stage}] -> {Port, Stage};
+        [] -> undefined
+    catch
+        error:badarg -> undefined % the application is not running
+    end.
+
+%% @doc Sets the calling process's stage row. Raises badarg if the
+%% application is not running.
+-spec stage_put(port(), stage()) -> ok.
+stage_put(Port, Stage) ->
+    true = ets:insert(?STAGES, {self(), Port, Stage}),
+    ok.
+
+send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, HId, Req, Length) ->
     Alias = erlang:monitor(process, S, [{alias, demonitor}]),
     try
         %% The pid lets the engine server sweep the entry if this process
         %% is killed before the reply comes (or before the request is sent).
         Id = iommap_codec:new_id(Pending, Ids, {Alias, self()}),
-        true = erlang:port_command(Port, iommap_codec:encode(Id, Req)),
+        true = erlang:port_command(Port, iommap_codec:encode(Id, HId, Req)),
         Id
     of
-        _ -> wait(Alias, spins(E, Req))
+        _ -> wait(E, Alias, Length)
     catch
         error:badarg ->
             erlang:demonitor(Alias, [flush]),
@@ -237,19 +286,38 @@ send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, Req) ->
 %% vector, 64 KiB or more, a staged copy: 10-100 µs in the engine) mostly
 %% does not. So the caller of a long request yields up to wait_spin times
 %% (600: about 100 µs), checking for its reply between, and its scheduler
-%% stays awake. Only when it is the one request in flight: with others in
-%% flight the schedulers have work anyway, and callers that spun would
-%% take the CPU the engine needs (on 2 cores, 4 of them made everyone 20%
-%% slower). docs/PERFORMANCE.md, "a caller that waits awake".
-wait(Alias, Spins) when Spins > 0 ->
+%% stays awake. docs/PERFORMANCE.md, "a caller that waits awake".
+%%
+%% One caller of the node at a time, the one that holds the spinner token:
+%% more would take the CPU the engine needs (on 2 cores, 4 of them made
+%% everyone 20% slower). And only a caller of priority normal or low:
+%% erlang:yield/0 lets only processes of the caller's priority or higher
+%% run, so a high one that spins keeps the reply router (normal) off its
+%% scheduler: a pread_many took 160-180 µs instead of 30.
+wait(#engine{wait_spin = N, spinner = Spinner}, Alias, long) when N > 0 ->
+    case may_spin() andalso take(Spinner) of
+        false ->
+            await(Alias);
+        Token ->
+            try spin(Alias, N)
+            after release(Spinner, Token)
+            end
+    end;
+wait(_, Alias, _) ->
+    await(Alias).
+
+spin(Alias, 0) ->
+    await(Alias);
+spin(Alias, N) ->
     receive
         {Alias, _} = Msg -> answer(Alias, Msg);
         {'DOWN', Alias, process, _, _} = Msg -> answer(Alias, Msg)
     after 0 ->
         erlang:yield(),
-        wait(Alias, Spins - 1)
-    end;
-wait(Alias, _) ->
+        spin(Alias, N - 1)
+    end.
+
+await(Alias) ->
     receive
         {Alias, _} = Msg -> answer(Alias, Msg);
         {'DOWN', Alias, process, _, _} = Msg -> answer(Alias, Msg)
@@ -261,26 +329,38 @@ answer(Alias, {Alias, Reply}) ->
 answer(_, {'DOWN', _, process, _, _}) ->
     {error, closed}.
 
-%% How many times to yield for the reply of Req (see wait/2): wait_spin
-%% for a long request that is the only one in flight, else none.
-spins(#engine{wait_spin = N, pending = Pending}, {_, Req}) ->
-    case long(Req) andalso ets:info(Pending, size) =:= 1 of
-        true -> N;
-        false -> 0
+may_spin() ->
+    {priority, P} = erlang:process_info(self(), priority),
+    P =:= normal orelse P =:= low.
+
+%% The spinner token: 0 when free, else the time (µs, made odd so never 0)
+%% its holder took it. A holder killed while it spins never gives it back
+%% (an exit signal skips `after'), so a token held longer than any spin
+%% should last is taken as given back.
+-define(SPIN_STALE_US, 50000).
+
+take(Spinner) ->
+    Now = erlang:monotonic_time(microsecond) bor 1,
+    case atomics:compare_exchange(Spinner, 1, 0, Now) of
+        ok ->
+            Now;
+        Held when Now - Held > ?SPIN_STALE_US ->
+            atomics:compare_exchange(Spinner, 1, Held, Now) =:= ok andalso Now;
+        _ ->
+            false
     end.
 
-long({V, _}) when V =:= pread_many; V =:= pwrite_many -> true;
-long({pread, _, Len}) -> Len >= ?LONG_BYTES;
-long({pwrite, _, _, Size}) -> Size >= ?LONG_BYTES;
-long({S, _, _, _}) -> S =:= pread_staged orelse S =:= pwrite_staged;
-long(_) -> false.
+release(Spinner, Token) ->
+    _ = atomics:compare_exchange(Spinner, 1, Token, 0),
+    ok.
 
 %% @doc Opens through the engine server, which records the handle and
 %% monitors its owner. Starts the application on first use.
--spec open(binary(), atom(), shared | private, non_neg_integer() | undefined, [atom()]) ->
+-spec open(binary(), atom(), shared | private, non_neg_integer() | undefined,
+           0..8#7777 | undefined, [atom()]) ->
           {ok, reference()} | {error, term()}.
-open(Path, Mode, Share, Size, Flags) ->
-    server_call({open, Path, Mode, Share, Size, Flags, self()}, 50).
+open(Path, Mode, Share, Size, Perm, Flags) ->
+    server_call({open, Path, Mode, Share, Size, Perm, Flags, self()}, 50).
 
 -spec close(reference()) -> ok | {error, term()}.
 close(H) ->
@@ -297,9 +377,10 @@ controlling_process(H, Pid, Caller) ->
     end.
 
 %% The engine server may be between incarnations (the supervisor restarts
-%% it after a crash) or not started yet: start the application and retry
-%% for a while. A server that dies under the call means the request was
-%% lost with its engine.
+%% it after a crash, at once) or not started yet: start the application and
+%% retry for a while. A server that is up but waits to start its engine
+%% (the restart back-off) holds an open until the engine is up. A server
+%% that dies under the call means the request was lost with its engine.
 server_call(Msg, Retries) ->
     try
         gen_server:call(iommap_engine, Msg, infinity)
@@ -313,7 +394,7 @@ server_call(Msg, Retries) ->
 
 ensure_started() ->
     case application:ensure_all_started(iommap) of
-        {ok, []} -> timer:sleep(10); % running: the engine is being restarted
+        {ok, []} -> timer:sleep(10); % running: the server is being restarted
         {ok, _} -> ok;
         {error, Reason} -> erlang:error({iommap_not_started, Reason})
     end.

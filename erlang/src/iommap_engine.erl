@@ -2,10 +2,15 @@
 %% @doc The process that owns the engine port.
 %%
 %% It starts the Go engine, checks that it speaks our protocol version, and
-%% publishes what callers need (see iommap_client) in persistent_term. From
-%% then on it routes each reply frame to the alias registered under its
-%% request id, keeps the handle table, and closes the handles of owners that
-%% die, as a port or socket is closed when its owner dies.
+%% publishes what callers need (see iommap_client:engine/0) in a named table
+%% it owns. From then on it routes each reply frame to the alias registered
+%% under its request id, keeps the handle table, and closes the handles of
+%% owners that die, as a port or socket is closed when its owner dies.
+%%
+%% init/1 returns at once and the engine is started after it (the restart
+%% back-off is a timer), so this process never keeps its supervisor, or an
+%% application stop, waiting. Until the engine is up, data calls find no
+%% engine and answer {error, closed}, and opens wait here for it.
 %%
 %% If the engine exits, this server stops with it: every caller waiting on a
 %% reply holds a monitor on this server and gets {error, closed} at once, the
@@ -16,7 +21,7 @@
 
 -include("iommap_int.hrl").
 
--export([start_link/0, os_pid/0, info/0]).
+-export([start_link/0, await_up/0, os_pid/0, info/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, handle_continue/2, terminate/2]).
 
 -define(HELLO_TIMEOUT, 10000).
@@ -31,11 +36,23 @@
 -define(BACKOFF_MS, 10).
 -define(BACKOFF_MAX_MS, 1000).
 
+%% What an owner holds: its handles, and its stage: the engine's stage id,
+%% or none when it has a row in ?STAGES but no stage of this engine (it
+%% was refused one, or its stage is of an engine that died). Its monitor
+%% lets the handles be closed and the row deleted when it exits.
+-type owned() :: #{reference() => true, stage => pos_integer() | none}.
+
 -record(st, {
-    engine :: #engine{},
-    owners = #{} :: #{pid() => {reference(), #{reference() | {stage, pos_integer()} => true}}},
+    phase = backoff :: backoff | hello | up,
+    port :: port() | undefined,
+    engine :: #engine{} | undefined,   %% once up
+    waiting = [] :: [{term(), gen_server:from()}], %% calls that wait for the engine, last first
+    owners = #{} :: #{pid() => {reference(), owned()}},
     stages = 0 :: non_neg_integer(), %% open or being opened, at most stage_max
-    stage_max :: non_neg_integer()
+    stage_max :: non_neg_integer(),
+    %% the paths of open delete_on_close handles: the engine unlinks each
+    %% when it closes the handle; if the engine dies, this server does
+    unlink = #{} :: #{reference() => binary()}
 }).
 
 %% @doc Starts the engine server, registered as iommap_engine.
@@ -43,10 +60,19 @@
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
+%% @doc Waits until the engine is up; if it cannot start, the reason.
+-spec await_up() -> ok | {error, term()}.
+await_up() ->
+    try
+        gen_server:call(?MODULE, await_up, infinity)
+    catch
+        exit:{Reason, _} -> {error, Reason}
+    end.
+
 %% @doc The OS process id of the running engine.
 -spec os_pid() -> {ok, non_neg_integer()} | {error, closed}.
 os_pid() ->
-    case engine() of
+    case iommap_client:engine() of
         #engine{port = Port} ->
             case erlang:port_info(Port, os_pid) of
                 {os_pid, Pid} -> {ok, Pid};
@@ -58,15 +84,21 @@ os_pid() ->
 %% @doc What an operator wants to know about the running engine.
 -spec info() -> {ok, map()} | {error, closed}.
 info() ->
-    case {os_pid(), engine()} of
+    case {os_pid(), iommap_client:engine()} of
         {{ok, OsPid}, #engine{server = S, pending = P, handles = H, version = Vsn}} ->
             %% The server first sweeps requests of callers that have died,
             %% so the count is of requests someone still waits for.
-            Stages = catch gen_server:call(S, stage_count),
-            {ok, #{os_pid => OsPid, handles => ets:info(H, size),
-                   stages => Stages,
-                   requests_in_flight => ets:info(P, size),
-                   engine_version => Vsn, protocol => ?PROTOCOL_VERSION}};
+            try gen_server:call(S, stage_count) of
+                Stages when is_integer(Stages) ->
+                    {ok, #{os_pid => OsPid, handles => ets:info(H, size),
+                           stages => Stages,
+                           requests_in_flight => ets:info(P, size),
+                           engine_version => Vsn, protocol => ?PROTOCOL_VERSION}};
+                {error, closed} ->
+                    {error, closed}
+            catch
+                exit:_ -> {error, closed} % the engine died meanwhile
+            end;
         _ ->
             {error, closed}
     end.
@@ -74,38 +106,35 @@ info() ->
 %% gen_server
 
 %% @private
--spec init([]) -> {ok, #st{}} | {stop, term()}.
+-spec init([]) -> {ok, #st{}, {continue, start}}.
 init([]) ->
     process_flag(trap_exit, true),
-    backoff(),
-    case open_engine() of
-        {ok, Port, Vsn} ->
-            {os_pid, OsPid} = erlang:port_info(Port, os_pid),
-            E = #engine{server = self(), port = Port, version = Vsn, os_pid = OsPid,
-                        stage_min = iommap_env:get(stage_min),
-                        wait_spin = iommap_env:get(wait_spin),
-                        pending = ets:new(iommap_pending, [public, set, {write_concurrency, true}]),
-                        handles = ets:new(iommap_handles, [protected, set, {read_concurrency, true}]),
-                        ids = atomics:new(1, [{signed, false}])},
-            persistent_term:put(?ENGINE_KEY, E),
-            erlang:send_after(?SWEEP_MS, self(), sweep),
-            {ok, #st{engine = E, stage_max = iommap_env:get(stage_max)}};
-        {error, Reason} ->
-            logger:error("iommap: the engine did not start: ~p", [Reason]),
-            {stop, Reason}
-    end.
+    ?ENGINE_TAB = ets:new(?ENGINE_TAB, [named_table, protected, set, {read_concurrency, true}]),
+    %% before the engine is published: see iommap_client's keep/2
+    {ok, watch_stage_rows(#st{stage_max = iommap_env:get(stage_max)}), {continue, start}}.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #st{}) ->
           {reply, term(), #st{}} | {noreply, #st{}}.
-handle_call({open, Path, Mode, Share, Size, Flags, Owner}, From, St) ->
-    submit({open, Path, Mode, Share, Size, Flags}, {open, From, Owner}, St),
+handle_call(Msg, From, #st{phase = Phase, waiting = Waiting} = St) when Phase =/= up ->
+    case waits(Msg) of
+        true -> {noreply, St#st{waiting = [{Msg, From} | Waiting]}};
+        false -> {reply, {error, closed}, St}
+    end;
+handle_call(await_up, _From, St) ->
+    {reply, ok, St};
+handle_call({open, Path, Mode, Share, Size, Perm, Flags, Owner}, From, St) ->
+    Unlink = case lists:member(delete_on_close, Flags) of
+                 true -> Path;
+                 false -> none
+             end,
+    submit({open, Path, Mode, Share, Size, Perm, Flags}, {open, From, Owner, Unlink}, St),
     {noreply, St};
 handle_call({close, H}, From, #st{engine = #engine{handles = T}} = St) ->
     case ets:take(T, H) of
         [{H, HId, Owner}] ->
             submit({close, HId}, {reply, From}, St),
-            {noreply, forget(Owner, H, St)};
+            {noreply, forget(Owner, H, St#st{unlink = maps:remove(H, St#st.unlink)})};
         [] ->
             {reply, {error, closed}, St}
     end;
@@ -113,19 +142,19 @@ handle_call({controlling_process, H, Pid, Caller}, _From, #st{engine = #engine{h
     case ets:lookup(T, H) of
         [{H, HId, Caller}] ->
             ets:insert(T, {H, HId, Pid}),
-            {reply, ok, own(Pid, H, forget(Caller, H, St))};
+            {reply, ok, own(Pid, H, true, forget(Caller, H, St))};
         [{H, _, _}] ->
             {reply, {error, not_owner}, St};
         [] ->
             {reply, {error, closed}, St}
     end;
 handle_call({stage_open, Pid}, From, St0) ->
-    %% A process has one stage. If it asks again, it has lost the one it
-    %% had (its process dictionary was erased, say): close that one, so
-    %% stages cannot leak while their process lives.
-    case release_stages(Pid, St0) of
+    %% A process has one stage. If it asks again, it has given up the one
+    %% it had: close that one, so stages cannot leak while their process
+    %% lives.
+    case release_stage(Pid, St0) of
         #st{stages = N, stage_max = Max} = St when N >= Max ->
-            {reply, {error, busy}, St};
+            {reply, {error, busy}, own(Pid, stage, none, St)};
         #st{stages = N} = St ->
             submit({stage_open}, {stage, From, Pid}, St),
             {noreply, St#st{stages = N + 1}}
@@ -136,15 +165,17 @@ handle_call(stage_count, _From, #st{stages = N} = St) ->
 handle_call(_Msg, _From, St) ->
     {reply, {error, badarg}, St}.
 
+%% Until the engine is up, an open (and await_up) waits for it; anything
+%% else concerns handles or stages of an engine that is gone.
+waits(await_up) -> true;
+waits(Msg) -> is_tuple(Msg) andalso element(1, Msg) =:= open.
+
 %% @private
 -spec handle_cast(term(), #st{}) -> {noreply, #st{}}.
 handle_cast({stage_close, Pid, SId}, #st{owners = Owners} = St) ->
     case Owners of
-        #{Pid := {_, #{{stage, SId} := _}}} ->
-            submit({stage_close, SId}, discard, St),
-            {noreply, (forget(Pid, {stage, SId}, St))#st{stages = St#st.stages - 1}};
-        #{} ->
-            {noreply, St}
+        #{Pid := {_, #{stage := SId}}} -> {noreply, release_stage(Pid, St)};
+        #{} -> {noreply, St}
     end;
 handle_cast(_Msg, St) ->
     {noreply, St}.
@@ -164,47 +195,59 @@ handle_info({Port, {data, <<131, 104, 2, 98, Id:32/signed, _/binary>> = Frame}},
             %% Its caller died and was swept (see sweep/1): nobody waits.
             {noreply, St}
     end;
+handle_info({Port, {data, Frame}}, #st{phase = hello, port = Port} = St) ->
+    case hello_reply(Frame) of
+        {ok, Vsn} ->
+            up(Vsn, St);
+        {error, Reason} ->
+            not_started(Reason, close_port(St))
+    end;
+handle_info(start, #st{phase = backoff} = St) ->
+    start(St);
+handle_info(hello_timeout, #st{phase = hello} = St) ->
+    not_started(engine_hello_timeout, close_port(St));
+handle_info(hello_timeout, St) ->
+    {noreply, St};
 handle_info(sweep, St) ->
     sweep(St),
     erlang:send_after(?SWEEP_MS, self(), sweep),
     {noreply, St};
 handle_info({'DOWN', _, process, Pid, _}, #st{owners = Owners} = St) ->
     case maps:take(Pid, Owners) of
-        {{_, Hs}, Rest} ->
-            T = (St#st.engine)#engine.handles,
-            [submit({close, HId}, discard, St) || H <- maps:keys(Hs), is_reference(H),
-                                                  [{_, HId, _}] <- [ets:take(T, H)]],
-            Stages = [SId || {stage, SId} <- maps:keys(Hs)],
-            [submit({stage_close, SId}, discard, St) || SId <- Stages],
-            {noreply, St#st{owners = Rest, stages = St#st.stages - length(Stages)}};
-        error ->
-            {noreply, St}
+        {{_, Owned}, Rest} -> {noreply, release(Pid, Owned, St#st{owners = Rest})};
+        error -> {noreply, St}
     end;
-handle_info({Port, {exit_status, Status}}, #st{engine = #engine{port = Port}} = St) ->
-    {stop, {engine_exited, Status}, St};
-handle_info({'EXIT', Port, Reason}, #st{engine = #engine{port = Port}} = St) ->
-    {stop, {engine_exited, Reason}, St};
+handle_info({Port, {exit_status, Status}}, #st{port = Port, phase = hello} = St) ->
+    not_started({engine_exited, Status}, St);
+handle_info({Port, {exit_status, Status}}, #st{port = Port} = St) ->
+    {stop, {engine_exited, Status}, unlink_all(St)};
+handle_info({'EXIT', Port, Reason}, #st{port = Port} = St) ->
+    {stop, {engine_exited, Reason}, unlink_all(St)};
 handle_info(Msg, St) ->
     logger:warning("iommap_engine: unexpected message ~p", [Msg]),
     {noreply, St}.
 
 %% @private
--spec handle_continue(let_go, #st{}) -> {noreply, #st{}}.
+-spec handle_continue(start | let_go, #st{}) -> {noreply, #st{}} | {stop, term(), #st{}}.
+handle_continue(start, St) ->
+    case backoff() of
+        0 ->
+            start(St);
+        Wait ->
+            erlang:send_after(Wait, self(), start),
+            {noreply, St}
+    end;
 handle_continue(let_go, St) ->
     _ = erlang:garbage_collect(self(), [{type, minor}]),
     {noreply, St}.
 
 %% @private
 -spec terminate(term(), #st{}) -> ok.
-terminate(_Reason, #st{engine = #engine{port = Port}}) ->
-    catch erlang:port_close(Port),
+terminate(_Reason, St) ->
+    _ = close_port(St),
     ok.
 
 %% internals
-
-%% The running engine as published for callers (see iommap_client).
-engine() ->
-    persistent_term:get(?ENGINE_KEY, undefined).
 
 %% This process only routes a reply; the caller keeps what it needs of it.
 %% A big one would stay referenced here until our next garbage collection,
@@ -231,38 +274,28 @@ sweep(#st{engine = #engine{pending = P}}) ->
                      end, [], P),
     lists:foreach(fun(Id) -> ets:delete(P, Id) end, Dead).
 
-%% Closes the stages Pid holds (at most one).
-release_stages(Pid, #st{owners = Owners} = St) ->
-    case Owners of
-        #{Pid := {_, Hs}} ->
-            lists:foldl(fun({stage, SId} = K, Acc) ->
-                                submit({stage_close, SId}, discard, Acc),
-                                (forget(Pid, K, Acc))#st{stages = Acc#st.stages - 1};
-                           (_, Acc) ->
-                                Acc
-                        end, St, maps:keys(Hs));
-        #{} ->
-            St
-    end.
-
 %% Work the server does itself: register it under a request id like any
 %% caller, and finish it when the reply comes.
 submit(Req, Work, #st{engine = #engine{port = Port, pending = P, ids = Ids}}) ->
     Id = iommap_codec:new_id(P, Ids, Work),
     erlang:port_command(Port, iommap_codec:encode(Id, Req)).
 
-finish({open, From, Owner}, {ok, HId}, #st{engine = #engine{handles = T}} = St) ->
+finish({open, From, Owner, Unlink}, {ok, HId}, #st{engine = #engine{handles = T}} = St0) ->
     H = make_ref(),
     ets:insert(T, {H, HId, Owner}),
     gen_server:reply(From, {ok, H}),
-    own(Owner, H, St);
+    St = case Unlink of
+             none -> St0;
+             Path -> St0#st{unlink = (St0#st.unlink)#{H => Path}}
+         end,
+    own(Owner, H, true, St);
 finish({stage, From, Pid}, {ok, {SId, Path}}, St) ->
     gen_server:reply(From, {ok, SId, Path}),
-    own(Pid, {stage, SId}, St);
-finish({stage, From, _}, Error, St) ->
+    own(Pid, stage, SId, St);
+finish({stage, From, Pid}, Error, St) ->
     gen_server:reply(From, Error),
-    St#st{stages = St#st.stages - 1};
-finish({open, From, _}, Error, St) ->
+    own(Pid, stage, none, St#st{stages = St#st.stages - 1});
+finish({open, From, _, _}, Error, St) ->
     gen_server:reply(From, Error),
     St;
 finish({reply, From}, Result, St) ->
@@ -271,29 +304,163 @@ finish({reply, From}, Result, St) ->
 finish(discard, _, St) ->
     St.
 
-%% own/forget keep one monitor per owner, whatever number of handles it has;
-%% a process's stage, {stage, StageId}, is kept with its handles.
-%% A monitor on an owner that is already dead fires at once, so a handle
-%% opened for a process that died meanwhile is closed.
-own(Pid, H, #st{owners = Owners} = St) ->
+%% Stages
+
+%% The rows of ?STAGES outlive an engine (see iommap_client:stage/1). Those
+%% a new server finds are of processes that had a stage of an engine that
+%% died: delete those of processes that are gone, watch the others, so that
+%% their rows go when they exit.
+watch_stage_rows(St) ->
+    ets:foldl(fun({Pid, _, _}, Acc) ->
+                      case is_process_alive(Pid) of
+                          true -> own(Pid, stage, none, Acc);
+                          false -> ets:delete(?STAGES, Pid), Acc
+                      end
+              end, St, ?STAGES).
+
+%% Closes the engine's side of the stage Pid holds, if any; Pid is still
+%% watched, for its row.
+release_stage(Pid, #st{owners = Owners} = St) ->
+    case Owners of
+        #{Pid := {_, #{stage := SId}}} when is_integer(SId) ->
+            submit({stage_close, SId}, discard, St),
+            own(Pid, stage, none, St#st{stages = St#st.stages - 1});
+        #{} ->
+            St
+    end.
+
+%% What an owner that exited held: its handles are closed, its stage too,
+%% and its stage row is deleted (its descriptor closed with the process).
+release(Pid, Owned, #st{engine = E} = St) ->
+    ets:delete(?STAGES, Pid),
+    maps:fold(fun(stage, SId, Acc) when is_integer(SId) ->
+                      submit({stage_close, SId}, discard, Acc),
+                      Acc#st{stages = Acc#st.stages - 1};
+                 (H, true, Acc) when is_reference(H) ->
+                      [submit({close, HId}, discard, Acc)
+                       || [{_, HId, _}] <- [ets:take(E#engine.handles, H)]],
+                      Acc#st{unlink = maps:remove(H, Acc#st.unlink)};
+                 (_, _, Acc) ->
+                      Acc
+              end, St, Owned).
+
+%% The engine died with delete_on_close handles open: it cannot unlink
+%% their files any more, so this server does, as the close that the death
+%% of the engine amounts to.
+unlink_all(#st{unlink = Paths} = St) ->
+    _ = [file:delete(Path, [raw]) || Path <- maps:values(Paths)],
+    St#st{unlink = #{}}.
+
+%% own/forget keep one monitor per owner, whatever it holds. A monitor on
+%% an owner that is already dead fires at once, so a handle opened for a
+%% process that died meanwhile is closed.
+own(Pid, Key, Value, #st{owners = Owners} = St) ->
     Entry = case Owners of
-                #{Pid := {Mon, Hs}} -> {Mon, Hs#{H => true}};
-                #{} -> {erlang:monitor(process, Pid), #{H => true}}
+                #{Pid := {Mon, Owned}} -> {Mon, Owned#{Key => Value}};
+                #{} -> {erlang:monitor(process, Pid), #{Key => Value}}
             end,
     St#st{owners = Owners#{Pid => Entry}}.
 
-forget(Pid, H, #st{owners = Owners} = St) ->
+forget(Pid, Key, #st{owners = Owners} = St) ->
     case Owners of
-        #{Pid := {Mon, Hs}} when map_size(Hs) =:= 1, is_map_key(H, Hs) ->
+        #{Pid := {Mon, Owned}} when map_size(Owned) =:= 1, is_map_key(Key, Owned) ->
             erlang:demonitor(Mon, [flush]),
             St#st{owners = maps:remove(Pid, Owners)};
-        #{Pid := {Mon, Hs}} ->
-            St#st{owners = Owners#{Pid => {Mon, maps:remove(H, Hs)}}};
+        #{Pid := {Mon, Owned}} ->
+            St#st{owners = Owners#{Pid => {Mon, maps:remove(Key, Owned)}}};
         #{} ->
             St
     end.
 
 %% Starting the engine
+
+%% A supervisor gives up after too many restarts in a short time, and with
+%% it the application (and a node that runs it as permanent). An engine
+%% that keeps dying must not get there: each start that follows a short
+%% life waits twice as long as the one before, up to ?BACKOFF_MAX_MS, which
+%% keeps restarts far below the supervisor's intensity whatever the rate of
+%% deaths. The wait is a timer, so this server answers meanwhile: calls
+%% find no engine ({error, closed} at once) and opens wait for it. The
+%% times live in a table of the supervisor, which outlives this process.
+backoff() ->
+    Now = erlang:monotonic_time(millisecond),
+    Flaps = case ets:lookup(?RESTARTS, last_start) of
+                [{_, Last, N}] when Now - Last < ?STABLE_MS -> N + 1;
+                _ -> 0
+            end,
+    Wait = case Flaps of
+               0 -> 0;
+               _ -> min(?BACKOFF_MAX_MS, ?BACKOFF_MS bsl min(Flaps - 1, 16))
+           end,
+    true = ets:insert(?RESTARTS, {last_start, Now + Wait, Flaps}),
+    Wait.
+
+%% The first exchange: the engine answers hello with {ok, {ProtocolVersion,
+%% Version}}, as a reply to request 1; nothing else is sent before it.
+start(St) ->
+    case open_engine() of
+        {ok, Port} ->
+            try erlang:port_command(Port, iommap_codec:encode(1, {hello})) of
+                true ->
+                    erlang:send_after(?HELLO_TIMEOUT, self(), hello_timeout),
+                    {noreply, St#st{phase = hello, port = Port}}
+            catch
+                error:badarg -> not_started(engine_closed_at_start, St)
+            end;
+        {error, Reason} ->
+            not_started(Reason, St)
+    end.
+
+%% A mismatch means an engine binary from another release.
+hello_reply(Frame) ->
+    try binary_to_term(Frame) of
+        {1, {ok, {?PROTOCOL_VERSION, Vsn}}} when is_binary(Vsn) ->
+            {ok, Vsn};
+        {1, {ok, {Other, Vsn}}} ->
+            {error, {engine_protocol_mismatch, [{expected, ?PROTOCOL_VERSION},
+                                                {engine, Other}, {engine_version, Vsn}]}};
+        Reply ->
+            {error, {engine_bad_hello, Reply}}
+    catch
+        error:badarg -> {error, {engine_bad_hello, Frame}}
+    end.
+
+%% The engine answered: publish it, and serve the calls that waited.
+up(Vsn, #st{port = Port, waiting = Waiting} = St) ->
+    case erlang:port_info(Port, os_pid) of
+        {os_pid, OsPid} ->
+            E = #engine{server = self(), port = Port, version = Vsn, os_pid = OsPid,
+                        stage_min = iommap_env:get(stage_min),
+                        wait_spin = iommap_env:get(wait_spin),
+                        pending = ets:new(iommap_pending, [public, set, {write_concurrency, true}]),
+                        handles = ets:new(iommap_handles, [protected, set, {read_concurrency, true}]),
+                        ids = atomics:new(1, [{signed, false}]),
+                        spinner = atomics:new(1, [{signed, true}])},
+            true = ets:insert(?ENGINE_TAB, {engine, E}),
+            erlang:send_after(?SWEEP_MS, self(), sweep),
+            {noreply, lists:foldr(fun serve/2, St#st{phase = up, engine = E, waiting = []}, Waiting)};
+        undefined ->
+            not_started(engine_closed_at_start, St)
+    end.
+
+serve({Msg, From}, St) ->
+    case handle_call(Msg, From, St) of
+        {reply, Reply, St1} -> gen_server:reply(From, Reply), St1;
+        {noreply, St1} -> St1
+    end.
+
+%% The calls that waited for the engine get the reason (await_up/0: the
+%% application's start fails with it); the supervisor starts a new server,
+%% after the back-off.
+not_started(Reason, St) ->
+    logger:error("iommap: the engine did not start: ~p", [Reason]),
+    {stop, Reason, St}.
+
+close_port(#st{port = undefined} = St) ->
+    St;
+close_port(#st{port = Port} = St) ->
+    try erlang:port_close(Port) catch error:badarg -> ok end, % closed already
+    St#st{port = undefined}.
 
 open_engine() ->
     case iommap_env:engine_path() of
@@ -301,7 +468,7 @@ open_engine() ->
             try open_port({spawn_executable, Path},
                           [{packet, 4}, binary, exit_status, use_stdio, {cd, "/"},
                            {args, engine_args()}, {env, engine_env()}]) of
-                Port -> hello(Port)
+                Port -> {ok, Port}
             catch
                 error:Reason -> {error, {engine_not_started, Path, Reason}}
             end;
@@ -328,45 +495,3 @@ engine_env() ->
     Names = [Name || Var <- os:getenv(), [Name | _] <- [string:split(Var, "=")], Name =/= ""],
     [{Name, false} || Name <- Names, Name =/= "GOMAXPROCS"]
         ++ [{"GOMAXPROCS", integer_to_list(iommap_env:get(engine_threads))}].
-
-%% A supervisor gives up after too many restarts in a short time, and with
-%% it the application (and a node that runs it as permanent). An engine
-%% that keeps dying must not get there: each start that follows a short
-%% life waits twice as long as the one before, up to ?BACKOFF_MAX_MS, which
-%% keeps restarts far below the supervisor's intensity whatever the rate of
-%% deaths. Calls meanwhile answer {error, closed} (data calls at once, an
-%% open after the wait). The times live in a table of the supervisor, which
-%% outlives this process.
-backoff() ->
-    Now = erlang:monotonic_time(millisecond),
-    Flaps = case ets:lookup(?RESTARTS, last_start) of
-                [{_, Last, N}] when Now - Last < ?STABLE_MS -> N + 1;
-                _ -> 0
-            end,
-    case Flaps of
-        0 -> ok;
-        _ -> timer:sleep(min(?BACKOFF_MAX_MS, ?BACKOFF_MS bsl min(Flaps - 1, 16)))
-    end,
-    true = ets:insert(?RESTARTS, {last_start, erlang:monotonic_time(millisecond), Flaps}),
-    ok.
-
-%% The first exchange: the engine answers {ok, {ProtocolVersion, Version}}.
-%% A mismatch means an engine binary from another release.
-hello(Port) ->
-    true = erlang:port_command(Port, term_to_binary({1, hello})),
-    receive
-        {Port, {data, Frame}} ->
-            case binary_to_term(Frame) of
-                {1, {ok, {?PROTOCOL_VERSION, Vsn}}} ->
-                    {ok, Port, Vsn};
-                {1, {ok, {Other, Vsn}}} ->
-                    catch erlang:port_close(Port),
-                    {error, {engine_protocol_mismatch, [{expected, ?PROTOCOL_VERSION},
-                                                        {engine, Other}, {engine_version, Vsn}]}}
-            end;
-        {Port, {exit_status, Status}} ->
-            {error, {engine_exited, Status}}
-    after ?HELLO_TIMEOUT ->
-        catch erlang:port_close(Port),
-        {error, engine_hello_timeout}
-    end.

@@ -1,22 +1,26 @@
 %% Internal: what a caller needs to talk to the running engine. The engine
-%% server publishes it in persistent_term so a call costs no message to it.
+%% server publishes it in ?ENGINE_TAB so a call costs no message to it.
 -record(engine, {
     server  :: pid(),
     port    :: port(),
     pending :: ets:tid(),   %% request id -> reply alias (or the server's own work)
     handles :: ets:tid(),   %% handle ref -> {Ref, EngineHandleId, OwnerPid}
     ids     :: atomics:atomics_ref(),
+    spinner :: atomics:atomics_ref(), %% who may yield for a reply (see iommap_client:wait/3)
     version :: binary(),            %% the engine's, from its hello
     os_pid  :: non_neg_integer(),   %% the engine's
     stage_min :: pos_integer() | infinity, %% reads and writes this big go through a stage
     wait_spin :: non_neg_integer()         %% yields before blocking on a long request's reply
 }).
 
--define(ENGINE_KEY, {iommap, engine}).
+%% The running engine: {engine, #engine{}} in this named table of the engine
+%% server, present only while the engine is up (see iommap_engine:up/2).
+-define(ENGINE_TAB, iommap_engine_tab).
 %% Start times of the engine, for its restart back-off; owned by iommap_sup.
 -define(RESTARTS, iommap_restarts).
--define(PROTOCOL_VERSION, 4).
-
-%% The calling process's stage (see iommap_client), in its process
-%% dictionary: {Port, {StageId, Fd} | none}.
--define(STAGE_KEY, '$iommap_stage').
+%% The stage of each process that has one (see iommap_client:stage_get/1):
+%% {Pid, EnginePort, iommap_client:stage()}. Owned by iommap_sup, so a
+%% process's stage outlives the engine it came from until the process
+%% closes it (see iommap_client:stage/1).
+-define(STAGES, iommap_stages).
+-define(PROTOCOL_VERSION, 5).

@@ -17,11 +17,17 @@ start_link() ->
 %% An engine killed from outside is restarted at once; the intensity is high
 %% because such a kill costs only the calls in flight, and an engine that
 %% keeps dying is restarted more and more slowly (iommap_engine's back-off,
-%% whose table this process owns so that it outlives each engine). An engine
-%% that cannot start at all fails in init and stops the application instead
-%% of looping.
+%% whose table this process owns so that it outlives each engine). The
+%% application's start waits for the first engine (iommap_app), so one that
+%% cannot start at all fails the start; one that stops starting later is
+%% tried again after each back-off, with an error logged each time.
+%%
+%% The stage table is this process's too: a process's stage must outlive the
+%% engine it came from, until the process closes it (iommap_client).
 init([]) ->
     ?RESTARTS = ets:new(?RESTARTS, [named_table, public, set]),
+    ?STAGES = ets:new(?STAGES, [named_table, public, set,
+                                {read_concurrency, true}, {write_concurrency, true}]),
     Engine = #{id => iommap_engine,
                start => {iommap_engine, start_link, []},
                restart => permanent,

@@ -115,7 +115,7 @@ two_vms_count_exactly_test_() ->
     with_dir(fun(Dir) ->
         Path = filename:join(Dir, "shared"),
         {ok, C} = iommap_counters:create(Path, 4),
-        {ok, Peer} = peer:start_link(#{connection => standard_io,
+        {ok, Peer, _} = peer:start_link(#{connection => standard_io,
                                        args => ["-pa", filename:dirname(code:which(iommap)),
                                                 "-pa", filename:dirname(code:which(?MODULE))]}),
         Self = self(),
@@ -160,3 +160,32 @@ work(C, H, K, Sums, X) ->
             {ok, _} = iommap:bit_xor(H, 32 + 8 * 3, Bits),
             work(C, H, K - 1, Sums, X bxor Bits)
     end.
+
+%% The atomics against a concurrent truncate and close: each answer is the
+%% old value or one of the documented errors, and the engine is the same.
+atomics_race_truncate_and_close_test_() ->
+    with_dir(fun(Dir) ->
+        Path = filename:join(Dir, "race"),
+        Engine = iommap_test_lib:engine_os_pid(),
+        [begin
+             {ok, H} = iommap:open(Path, read_write, [create, {size, 8192}]),
+             Self = self(),
+             Workers = [spawn_monitor(fun() -> Self ! {self(), hammer(H, Op, 300, [])} end)
+                        || Op <- [sub, bit_and, bit_or, bit_xor, exchange]],
+             ok = iommap:truncate(H, 64),
+             ok = iommap:truncate(H, 8192),
+             ok = iommap:close(H),
+             Answers = lists:append([receive {Pid, A} -> A end || {Pid, _} <- Workers]),
+             Bad = [A || A <- Answers, not allowed(A)],
+             ?assertEqual([], Bad),
+             ?assert(lists:member({error, closed}, Answers) orelse length(Answers) =:= 1500)
+         end || _ <- lists:seq(1, 5)],
+        ?assertEqual(Engine, iommap_test_lib:engine_os_pid())
+    end).
+
+hammer(_, _, 0, Acc) -> Acc;
+hammer(H, Op, N, Acc) -> hammer(H, Op, N - 1, [iommap:Op(H, 8 * (N rem 1024), N) | Acc]).
+
+allowed({ok, V}) -> is_integer(V);
+allowed({error, R}) -> lists:member(R, [closed, out_of_bounds, sigbus]);
+allowed(_) -> false.

@@ -7,10 +7,10 @@
 
 -export([all/0, end_per_testcase/2]).
 -export([bad_values_fail_the_start_by_name/1, engine_path_can_be_moved/1,
-         missing_engine_is_named/1, other_protocol_is_refused/1]).
+         missing_engine_is_named/1, other_protocol_is_refused/1, bad_hello_is_refused/1]).
 
 all() -> [bad_values_fail_the_start_by_name, engine_path_can_be_moved,
-          missing_engine_is_named, other_protocol_is_refused].
+          missing_engine_is_named, other_protocol_is_refused, bad_hello_is_refused].
 
 end_per_testcase(_, _) ->
     _ = application:stop(iommap),
@@ -81,12 +81,32 @@ missing_engine_is_named(Config) ->
 
 %% A stand-in engine that answers hello with protocol 99.
 other_protocol_is_refused(Config) ->
-    Reply = term_to_binary({1, {ok, {99, <<"9.9.9">>}}}),
+    Why = start_with_fake(Config, "fake_engine", term_to_binary({1, {ok, {99, <<"9.9.9">>}}})),
+    ?assertMatch({match, _}, re:run(io_lib:format("~p", [Why]), "engine_protocol_mismatch")).
+
+%% Stand-ins that answer hello with something else, or with bytes that are
+%% no term: the start fails with a reason that says so, and the stand-in's
+%% port is closed (it sees the end of its input).
+bad_hello_is_refused(Config) ->
+    [begin
+         Name = "bad_hello_" ++ integer_to_list(I),
+         Why = start_with_fake(Config, Name, Reply),
+         ?assertMatch({match, _}, re:run(io_lib:format("~p", [Why]), "engine_bad_hello")),
+         Eof = filename:join(?config(priv_dir, Config), Name ++ ".eof"),
+         iommap_test_lib:wait_until(fun() -> filelib:is_file(Eof) end)
+     end || {I, Reply} <- [{1, term_to_binary({1, hello_yourself})},
+                           {2, term_to_binary({2, {ok, {4, <<"1.0.0">>}}})},
+                           {3, <<"not a term">>}]].
+
+%% Starts the application with a stand-in engine that writes Reply as its
+%% one frame, and at the end of its input writes the file Name.eof; the
+%% reason the start fails with.
+start_with_fake(Config, Name, Reply) ->
     Frame = <<(byte_size(Reply)):32, Reply/binary>>,
     Octal = lists:flatten([io_lib:format("\\~3.8.0b", [B]) || <<B>> <= Frame]),
-    Fake = filename:join(?config(priv_dir, Config), "fake_engine"),
-    ok = file:write_file(Fake, ["#!/bin/sh\nprintf '", Octal, "'\nexec cat >/dev/null\n"]),
+    Fake = filename:join(?config(priv_dir, Config), Name),
+    ok = file:write_file(Fake, ["#!/bin/sh\nprintf '", Octal, "'\ncat >/dev/null\n: > '", Fake, ".eof'\n"]),
     ok = file:change_mode(Fake, 8#755),
     {error, {iommap, Why}} = restart_with([{engine_path, Fake}]),
     ct:pal("start refused: ~p", [Why]),
-    ?assertMatch({match, _}, re:run(io_lib:format("~p", [Why]), "engine_protocol_mismatch")).
+    Why.

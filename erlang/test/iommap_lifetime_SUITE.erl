@@ -10,7 +10,9 @@
          reload_and_purge_with_handles_in_use/1, works_with_no_start_call/1,
          disk_full_is_enospc_not_sigbus/1, truncation_storm/1,
          atomics_across_os_processes/1, engine_kill_during_staged_writes/1,
-         stage_is_replaced_after_engine_restart/1, stage_max_bounds_the_stages/1]).
+         stage_is_replaced_after_engine_restart/1, stage_max_bounds_the_stages/1,
+         stage_outlives_its_engine_until_its_process_acts/1, restart_backoff_blocks_nobody/1,
+         a_high_priority_caller_does_not_spin/1, one_caller_spins_at_a_time/1]).
 
 all() ->
     [works_with_no_start_call, owner_death_closes_handles, controlling_process_hands_over,
@@ -18,7 +20,10 @@ all() ->
      disk_full_is_enospc_not_sigbus, truncation_storm, atomics_across_os_processes,
      engine_kill_loses_no_acknowledged_write, engine_kill_repeated,
      engine_kill_during_staged_writes, stage_is_replaced_after_engine_restart,
-     stage_max_bounds_the_stages, engine_death_wakes_a_yielding_caller].
+     stage_outlives_its_engine_until_its_process_acts,
+     stage_max_bounds_the_stages, engine_death_wakes_a_yielding_caller,
+     a_high_priority_caller_does_not_spin, one_caller_spins_at_a_time,
+     restart_backoff_blocks_nobody].
 
 init_per_testcase(_, Config) ->
     Config.
@@ -26,6 +31,7 @@ init_per_testcase(_, Config) ->
 end_per_testcase(_, _Config) ->
     ok.
 
+%% A file of Size zero bytes in the suite's directory.
 file_of(Config, Name, Size) ->
     iommap_test_lib:file_in(?config(priv_dir, Config), Name, <<0:(Size * 8)>>).
 
@@ -70,7 +76,7 @@ controlling_process_hands_over(Config) ->
     A ! give,
     receive {gave, R} -> ?assertEqual(ok, R) end,
     receive {'DOWN', ARef, process, A, _} -> ok end,
-    timer:sleep(50),
+    _ = sys:get_state(iommap_engine), % it has handled A's exit, had it still watched A
     %% the old owner died, the handle lives on with us
     ?assertEqual(ok, iommap:pwrite(H, 0, <<"mine">>)),
     ?assertEqual({ok, <<"mine">>}, iommap:pread(H, 0, 4)),
@@ -118,7 +124,7 @@ close_races_with_calls(Config) ->
                                         end || K <- lists:seq(1, 40)],
                                   Self ! {rs, self(), Rs}
                           end) || _ <- lists:seq(1, 4)],
-         timer:sleep(rand:uniform(3)),
+         timer:sleep(rand:uniform(3)), % a random point to close at, not a wait for an event
          ?assertEqual(ok, iommap:close(H)),
          [receive {rs, W, Rs} -> [?assert(Allowed(R)) || R <- Rs] end || W <- Ws]
      end || _ <- lists:seq(1, 20)],
@@ -126,27 +132,37 @@ close_races_with_calls(Config) ->
 
 reload_and_purge_with_handles_in_use(Config) ->
     {ok, H} = iommap:open(file_of(Config, "reload", 4096), read_write, []),
-    Self = self(),
-    Loop = spawn_link(fun() -> reader(H, Self, 0) end),
-    timer:sleep(20),
-    [begin
-         {module, iommap} = code:load_file(iommap),
-         _ = code:purge(iommap),
-         timer:sleep(10)
-     end || _ <- lists:seq(1, 3)],
+    Loop = spawn_link(fun() -> reader(H, 0) end),
+    N0 = reads_past(Loop, 0),
+    %% each reload and purge, then reads on the code loaded by it
+    N = lists:foldl(fun(_, N1) ->
+                            {module, iommap} = code:load_file(iommap),
+                            _ = code:purge(iommap),
+                            reads_past(Loop, N1)
+                    end, N0, lists:seq(1, 3)),
+    ?assert(N > N0),
     ?assert(is_process_alive(Loop)),
-    Loop ! {stop, self()},
-    N = receive {count, C} -> C after 5000 -> ct:fail(reader_stuck) end,
-    ?assert(N > 0),
+    unlink(Loop),
+    exit(Loop, kill),
     ?assertEqual({ok, 4096}, iommap:position(H)),
     ok = iommap:close(H).
 
-reader(H, Parent, N) ->
+reader(H, N) ->
     receive
-        {stop, From} -> From ! {count, N}
-    after 0 ->
-        {ok, _} = iommap:pread(H, 0, 64),
-        reader(H, Parent, N + 1)
+        {count, From} -> From ! {count, self(), N}
+    after 0 -> ok
+    end,
+    {ok, _} = iommap:pread(H, 0, 64),
+    reader(H, N + 1).
+
+%% Waits until the reader has done more than N reads; how many it has done.
+reads_past(Loop, N) ->
+    Loop ! {count, self()},
+    receive
+        {count, Loop, C} when C > N -> C;
+        {count, Loop, _} -> reads_past(Loop, N)
+    after 5000 ->
+        ct:fail(reader_stuck)
     end.
 
 %% 8 writers and readers hammer a shared mapping; the engine is killed with
@@ -173,7 +189,7 @@ stage_is_replaced_after_engine_restart(Config) ->
     {ok, H} = iommap:open(P, read_write, []),
     Data = crypto:strong_rand_bytes(Min),
     ok = iommap:pwrite(H, Min, Data),
-    {Port1, {_, Fd1}} = get('$iommap_stage'),
+    {Port1, {stage, _, Fd1}} = iommap_client:stage_get(self()),
     {ok, #{os_pid := OsPid, stages := 1}} = iommap:engine_info(),
     os:cmd("kill -9 " ++ integer_to_list(OsPid)),
     ?assertEqual({error, closed}, iommap:pread(H, 0, Min)),
@@ -183,11 +199,81 @@ stage_is_replaced_after_engine_restart(Config) ->
                         end end),
     {ok, H2} = iommap:open(P, read_write, []),
     ?assert({ok, Data} =:= iommap:pread(H2, Min, Min)),
-    {Port2, {_, _}} = get('$iommap_stage'),
+    {Port2, {stage, _, _}} = iommap_client:stage_get(self()),
     ?assertNotEqual(Port1, Port2),
     ?assertMatch({error, _}, file:pread(Fd1, 0, 1)), % closed on the way
     {ok, #{stages := 1}} = iommap:engine_info(),
     ok = iommap:close(H2).
+
+%% An idle process keeps its stage of an engine that was killed (the VM
+%% closes a raw file only for its owner): it closes it at its next bulk
+%% call, before it opens one of the new engine, so its descriptors do not
+%% grow; a process that exits instead leaves no row behind.
+stage_outlives_its_engine_until_its_process_acts(Config) ->
+    Min = stage_min(),
+    P = file_of(Config, "outlive", 2 * Min),
+    {ok, H} = iommap:open(P, read, []),
+    Acting = spawn_link(fun bulk_reader/0),
+    Leaving = spawn_link(fun bulk_reader/0),
+    [?assertMatch({ok, _}, bulk_read(Pid, H, Min)) || Pid <- [Acting, Leaving]],
+    {Port1, {stage, _, Fd1}} = iommap_client:stage_get(Acting),
+    {Port1, {stage, _, _}} = iommap_client:stage_get(Leaving),
+    VmFds = iommap_test_lib:fds(list_to_integer(os:getpid())),
+    OsPid = iommap_test_lib:engine_os_pid(),
+    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    iommap_test_lib:wait_until(fun() -> new_engine(OsPid) end),
+    {ok, #{stages := 0}} = iommap:engine_info(),
+    %% idle, both still hold their stage of the dead engine
+    ?assertEqual({Port1, {stage, Fd1}}, stage_fd(Acting)),
+    ?assertMatch({Port1, {stage, _, _}}, iommap_client:stage_get(Leaving)),
+    %% a call on a handle of the dead engine touches no stage
+    ?assertEqual({error, closed}, bulk_read(Acting, H, Min)),
+    ?assertEqual({Port1, {stage, Fd1}}, stage_fd(Acting)),
+    %% a bulk call on the new engine closes the old stage, then opens one
+    {ok, H2} = iommap:open(P, read, []),
+    ?assertMatch({ok, _}, bulk_read(Acting, H2, Min)),
+    {Port2, {stage, _, _}} = iommap_client:stage_get(Acting),
+    ?assertNotEqual(Port1, Port2),
+    ?assertMatch({error, _}, in(Acting, fun() -> file:pread(Fd1, 0, 1) end)),
+    ?assertEqual(VmFds, iommap_test_lib:fds(list_to_integer(os:getpid()))),
+    {ok, #{stages := 1}} = iommap:engine_info(),
+    %% one that exits instead leaves no row behind
+    Ref = monitor(process, Leaving),
+    unlink(Leaving),
+    exit(Leaving, kill),
+    receive {'DOWN', Ref, process, Leaving, _} -> ok end,
+    iommap_test_lib:wait_until(fun() -> iommap_client:stage_get(Leaving) =:= undefined end),
+    unlink(Acting),
+    exit(Acting, kill),
+    iommap_test_lib:wait_until(fun() -> iommap_client:stage_get(Acting) =:= undefined end),
+    {ok, #{stages := 0}} = iommap:engine_info(),
+    ok = iommap:close(H2).
+
+%% A process that reads through its stage when asked, and runs funs.
+bulk_reader() ->
+    receive
+        {read, H, Len, From} -> From ! {self(), iommap:pread(H, 0, Len)};
+        {run, F, From} -> From ! {self(), F()}
+    end,
+    bulk_reader().
+
+bulk_read(Pid, H, Len) ->
+    Pid ! {read, H, Len, self()},
+    receive {Pid, R} -> R end.
+
+in(Pid, F) ->
+    Pid ! {run, F, self()},
+    receive {Pid, R} -> R end.
+
+stage_fd(Pid) ->
+    {Port, {stage, _, Fd}} = iommap_client:stage_get(Pid),
+    {Port, {stage, Fd}}.
+
+new_engine(Old) ->
+    case iommap:engine_info() of
+        {ok, #{os_pid := P}} -> P =/= Old;
+        {error, closed} -> false
+    end.
 
 %% No more than stage_max processes hold a stage (each is a descriptor in
 %% the process and in the engine); the others use the pipe, with the same
@@ -198,26 +284,25 @@ stage_max_bounds_the_stages(Config) ->
 stage_max(Config) ->
     Min = stage_min(),
     Bytes = crypto:strong_rand_bytes(2 * Min),
-    P = file_of(Config, "stagemax", 0),
-    ok = file:write_file(P, Bytes),
+    P = iommap_test_lib:file_in(?config(priv_dir, Config), "stagemax", Bytes),
     {ok, H} = iommap:open(P, read, []),
     Self = self(),
     Read = fun() -> ?assert({ok, binary:part(Bytes, 1, Min)} =:= iommap:pread(H, 1, Min)) end,
     Procs = [spawn_link(fun() ->
                                 Read(),
-                                Self ! {read, self(), get('$iommap_stage')},
+                                Self ! {read, self(), iommap_client:stage_get(self())},
                                 reader_loop(Read)
                         end) || _ <- lists:seq(1, 4)],
     Got = [receive {read, Pid, {_, S}} -> S end || Pid <- Procs],
-    ?assertEqual(2, length([S || {SId, _} = S <- Got, is_integer(SId)])),
+    ?assertEqual(2, length([S || {stage, _, _} = S <- Got])),
     ?assertEqual({ok, 2}, stage_count()),
-    [Holder | _] = [Pid || {Pid, {SId, _}} <- lists:zip(Procs, Got), is_integer(SId)],
+    [Holder | _] = [Pid || {Pid, {stage, _, _}} <- lists:zip(Procs, Got)],
     [Waiter | _] = [Pid || {Pid, {none, _}} <- lists:zip(Procs, Got)],
     unlink(Holder),
     exit(Holder, kill),
     iommap_test_lib:wait_until(fun() -> stage_count() =:= {ok, 1} end),
     Waiter ! {read_now, Self}, % as if its retry time had passed
-    receive {again, Waiter, {_, {SId2, _}}} -> ?assert(is_integer(SId2)) end,
+    receive {again, Waiter, Again} -> ?assertMatch({_, {stage, _, _}}, Again) end,
     ?assertEqual({ok, 2}, stage_count()),
     [begin unlink(Pid), exit(Pid, kill) end || Pid <- Procs, Pid =/= Holder],
     iommap_test_lib:wait_until(fun() -> stage_count() =:= {ok, 0} end),
@@ -228,10 +313,10 @@ reader_loop(Read) ->
         {read_now, From} ->
             %% Backdate the retry time of a process that got no stage, so the
             %% next bulk call asks again now instead of a second later.
-            {Port, {none, _}} = get('$iommap_stage'),
-            put('$iommap_stage', {Port, {none, erlang:monotonic_time(millisecond) - 1}}),
+            {Port, {none, _}} = iommap_client:stage_get(self()),
+            iommap_client:stage_put(Port, {none, erlang:monotonic_time(millisecond) - 1}),
             Read(),
-            From ! {again, self(), get('$iommap_stage')},
+            From ! {again, self(), iommap_client:stage_get(self())},
             reader_loop(Read)
     end.
 
@@ -255,7 +340,8 @@ kill_round(Config, Name, Seed, Rec, Slots) ->
     Procs0 = erlang:system_info(process_count),
     Self = self(),
     Ws = [spawn_link(fun() -> writer(H, I, Rec, Slots, Seed, Self, []) end) || I <- lists:seq(0, NW - 1)],
-    timer:sleep(30 + rand:uniform(30)),
+    [receive {going, W} -> ok after 10000 -> ct:fail({writer_stuck, W}) end || W <- Ws],
+    timer:sleep(rand:uniform(30)), % a random point to kill at, not a wait for an event
     os:cmd("kill -9 " ++ integer_to_list(OsPid)),
     Results = [receive {acked, W, A, M} -> {A, M} after 10000 -> ct:fail({caller_hung, W}) end || W <- Ws],
     Acked = lists:append([A || {A, _} <- Results]),
@@ -286,6 +372,7 @@ writer(H, I, Rec, Slots, Seed, Parent, Acked) ->
     Val = <<I:8, Seed:8, (length(Acked)):48, 0:((Rec - 8) * 8)>>,
     case iommap:pwrite(H, Off, Val) of
         ok ->
+            Acked =:= [] andalso (Parent ! {going, self()}), % its first write is in
             Acked1 = [{Off, Val} | lists:keydelete(Off, 1, Acked)],
             case iommap:pread(H, Off, Rec) of
                 {ok, Val} -> writer(H, I, Rec, Slots, Seed, Parent, Acked1);
@@ -418,12 +505,158 @@ yielding_caller(Config) ->
     ?assertEqual({ok, [<<"ab">>, <<"cd">>]}, iommap:pread_many(H, [{0, 2}, {100, 2}])),
     OsPid = iommap_test_lib:engine_os_pid(),
     os:cmd("kill -STOP " ++ integer_to_list(OsPid)),
-    Self = self(),
-    Caller = spawn(fun() -> Self ! {answer, self(), iommap:pwrite_many(H, [{0, <<"x">>}])} end),
-    timer:sleep(200), % it has sent, and yields
-    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-    receive
-        {answer, Caller, Answer} -> ?assertEqual({error, closed}, Answer)
-    after 5000 ->
-        ct:fail("the yielding caller was not woken by the engine's death")
+    try
+        Caller = long_caller(H, normal),
+        in_flight(1), % it has sent
+        ?assert(spinning(Caller)),
+        os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+        ?assertEqual({error, closed}, answer(Caller))
+    after
+        os:cmd("kill -CONT " ++ integer_to_list(OsPid)) % if a check above failed
     end.
+
+%% The restart back-off of an engine that keeps dying is a timer: while it
+%% runs, the supervisor and the new server answer at once, data calls
+%% answer {error, closed} at once, an open waits for the engine and gets
+%% a handle, and the application stops at once.
+restart_backoff_blocks_nobody(Config) ->
+    P = file_of(Config, "backoff", 4096),
+    {ok, H} = iommap:open(P, read_write, []),
+    kill_into_backoff(),
+    T0 = erlang:monotonic_time(millisecond),
+    ?assertMatch([{iommap_engine, Pid, worker, _}] when is_pid(Pid),
+                 gen_server:call(iommap_sup, which_children, 200)),
+    _ = sys:get_state(iommap_engine, 200),
+    ?assertEqual({error, closed}, iommap:pread(H, 0, 1)),
+    ?assertEqual({error, closed}, iommap:engine_info()),
+    Self = self(),
+    spawn_link(fun() ->
+                       Opened = case iommap:open(P, read_write, []) of
+                                    {ok, H2} -> iommap:position(H2);
+                                    Error -> Error
+                                end,
+                       Self ! {opened, Opened}
+               end),
+    ?assert(erlang:monotonic_time(millisecond) - T0 < 500), % the back-off is 1 s
+    receive
+        {opened, Opened} ->
+            ?assertEqual({ok, 4096}, Opened),
+            ?assert(erlang:monotonic_time(millisecond) - T0 >= 500)
+    after 15000 ->
+        ct:fail(open_during_backoff_hung)
+    end,
+    kill_into_backoff(),
+    {Micros, ok} = timer:tc(application, stop, [iommap]),
+    ?assert(Micros < 500000),
+    {ok, _} = application:ensure_all_started(iommap).
+
+%% Kills the engine as if it had died 7 times in a row before, so that the
+%% next start waits a second; returns once the new server is there.
+kill_into_backoff() ->
+    Server = whereis(iommap_engine),
+    true = ets:insert(iommap_restarts, {last_start, erlang:monotonic_time(millisecond), 7}),
+    Ref = monitor(process, Server),
+    os:cmd("kill -9 " ++ integer_to_list(iommap_test_lib:engine_os_pid())),
+    receive {'DOWN', Ref, process, Server, _} -> ok end,
+    iommap_test_lib:wait_until(fun() -> is_pid(whereis(iommap_engine)) end).
+
+%% A caller of priority high or max blocks at once for its reply: its
+%% yields would let only processes of its priority run, so spinning kept
+%% the reply router (normal) off its scheduler. Here the engine is stopped
+%% and wait_spin huge, so a spinner would still spin at the end. (One
+%% caller at a time: two high ones that spun would take both schedulers of
+%% a 2-core machine from this test.)
+a_high_priority_caller_does_not_spin(Config) ->
+    with_stopped_engine(file_of(Config, "high", 4096), fun high_caller/2).
+
+high_caller(H, OsPid) ->
+    High = long_caller(H, high),
+    in_flight(1),
+    iommap_test_lib:wait_until(fun() -> not spinning(High) end, 100),
+    Max = long_caller(H, max),
+    in_flight(2),
+    iommap_test_lib:wait_until(fun() -> not spinning(Max) end, 100),
+    Normal = long_caller(H, normal),
+    in_flight(3),
+    ?assert(spinning(Normal)),
+    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    [?assertEqual({error, closed}, answer(C)) || C <- [High, Max, Normal]].
+
+%% At most one caller of the node yields for its reply at a time; the
+%% others block. Its token is given back when it has its answer, and taken
+%% as given back when it was killed while it spun.
+one_caller_spins_at_a_time(Config) ->
+    with_stopped_engine(file_of(Config, "spinners", 4096), fun one_spinner/2).
+
+one_spinner(H, OsPid) ->
+    Callers = [long_caller(H, normal) || _ <- lists:seq(1, 3)],
+    in_flight(3),
+    iommap_test_lib:wait_until(fun() -> length(spinners(Callers)) =:= 1 end, 100),
+    [First] = spinners(Callers),
+    %% answered, it gives the token back: the next caller spins
+    os:cmd("kill -CONT " ++ integer_to_list(OsPid)),
+    [?assertEqual({ok, [<<0, 0>>]}, answer(C)) || C <- Callers],
+    os:cmd("kill -STOP " ++ integer_to_list(OsPid)),
+    Second = long_caller(H, normal),
+    in_flight(1),
+    ?assert(spinning(Second)),
+    Third = long_caller(H, normal),
+    in_flight(2),
+    iommap_test_lib:wait_until(fun() -> not spinning(Third) end, 100),
+    %% killed while it spins, it cannot give the token back: a caller that
+    %% comes after the token's stale time (50 ms) spins all the same
+    {Pid, _} = Second,
+    exit(Pid, kill),
+    ?assertEqual(killed, answer(Second)),
+    timer:sleep(60), % the stale time is a time, not an event to wait for
+    Fourth = long_caller(H, normal),
+    in_flight(2),
+    ?assert(spinning(Fourth)),
+    ?assertNotEqual(First, Fourth),
+    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    [?assertEqual({error, closed}, answer(C)) || C <- [Third, Fourth]].
+
+%% Runs F(H, OsPid), H a handle on file P, with wait_spin huge and the
+%% engine stopped (SIGSTOP), so that requests stay in flight and their
+%% callers wait as long as the test needs. The engine is let go on at the
+%% end, so that whatever happened it can see the end of its input and exit.
+with_stopped_engine(P, F) ->
+    iommap_test_lib:with_env(wait_spin, 1000000000,
+                             fun() ->
+                                     {ok, H} = iommap:open(P, read_write, []),
+                                     OsPid = iommap_test_lib:engine_os_pid(),
+                                     os:cmd("kill -STOP " ++ integer_to_list(OsPid)),
+                                     try F(H, OsPid)
+                                     after os:cmd("kill -CONT " ++ integer_to_list(OsPid))
+                                     end
+                             end).
+
+%% A process of priority Prio that waits for a long request's reply.
+long_caller(H, Prio) ->
+    spawn_monitor(fun() ->
+                          process_flag(priority, Prio),
+                          exit({answer, iommap:pread_many(H, [{0, 2}])})
+                  end).
+
+answer({Pid, Ref}) ->
+    receive
+        {'DOWN', Ref, process, Pid, {answer, A}} -> A;
+        {'DOWN', Ref, process, Pid, Other} -> Other
+    after 10000 ->
+        ct:fail({no_answer, Pid})
+    end.
+
+%% Waits until N requests are in flight: their callers have sent them.
+in_flight(N) ->
+    iommap_test_lib:wait_until(fun() ->
+                                       {ok, #{requests_in_flight := R}} = iommap:engine_info(),
+                                       R =:= N
+                               end).
+
+%% A caller that yields for its reply is never suspended in receive.
+spinning({Pid, _}) ->
+    {status, S} = erlang:process_info(Pid, status),
+    S =/= waiting.
+
+spinners(Callers) ->
+    [C || C <- Callers, spinning(C)].

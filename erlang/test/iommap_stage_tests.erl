@@ -4,7 +4,6 @@
 -module(iommap_stage_tests).
 -include_lib("eunit/include/eunit.hrl").
 
--define(KEY, '$iommap_stage').
 
 min_size() ->
     {ok, _} = application:ensure_all_started(iommap),
@@ -29,6 +28,10 @@ in_process(F) ->
 stages() ->
     {ok, #{stages := N}} = iommap:engine_info(),
     N.
+
+%% The calling process's stage: {EnginePort, {stage, Id, Fd} | {none, RetryAt}}.
+stage() ->
+    iommap_client:stage_get(self()).
 
 %% Sizes on both sides of stage_min, and past the size a stage keeps.
 sizes() ->
@@ -60,7 +63,7 @@ reads_and_writes_of_every_size_test_() ->
                   Model2
           end, Bytes, sizes()),
         %% and it was the stage that carried them, not the pipe it falls back to
-        ?assertMatch({_, {_, _}}, get(?KEY)),
+        ?assertMatch({_, {stage, _, _}}, stage()),
         ok = iommap:close(H),
         ok = file:delete(P)
     end}.
@@ -124,13 +127,28 @@ big_transfers_leave_the_stage_empty_test() ->
     {ok, H} = iommap:open(P, read_write, []),
     in_process(fun() ->
         {ok, _} = iommap:pread(H, 0, 1 bsl 20),
-        {_, {_, Fd}} = get(?KEY),
+        {_, {stage, _, Fd}} = stage(),
         ?assertMatch({ok, <<_>>}, file:pread(Fd, 0, 1)),
         {ok, _} = iommap:pread(H, 0, 9 bsl 20),
         ?assertEqual(eof, file:pread(Fd, 0, 1)),
         ok = iommap:pwrite(H, 0, binary:copy(<<"u">>, 9 bsl 20)),
         ?assertEqual(eof, file:pread(Fd, 0, 1)),
         ?assertEqual({ok, <<"ut">>}, iommap:pread(H, (9 bsl 20) - 1, 2))
+    end),
+    ok = iommap:close(H),
+    ok = file:delete(P).
+
+%% A read that fails leaves the stage no bigger than 8 MiB either: here
+%% the stage is grown as an engine does for a read, and the read fails.
+a_failed_read_leaves_the_stage_empty_test() ->
+    P = file_with("trimfail", binary:copy(<<"f">>, 2 * min_size())),
+    {ok, H} = iommap:open(P, read, []),
+    in_process(fun() ->
+        {ok, _} = iommap:pread(H, 0, min_size()),
+        {_, {stage, _, Fd}} = stage(),
+        ok = file:pwrite(Fd, 0, binary:copy(<<"g">>, 9 bsl 20)),
+        ?assertEqual({error, out_of_bounds}, iommap:pread(H, 1, 9 bsl 20)),
+        ?assertEqual(eof, file:pread(Fd, 0, 1))
     end),
     ok = iommap:close(H),
     ok = file:delete(P).
@@ -145,30 +163,30 @@ a_broken_stage_falls_back_to_the_pipe_test() ->
     Before = stages(),
     in_process(fun() ->
         {ok, _} = iommap:pread(H, 0, Big),
-        {Port, {SId, Fd}} = get(?KEY),
+        {Port, {stage, SId, Fd}} = stage(),
         ok = file:close(Fd), % break it
         ?assertEqual({ok, binary:part(Bytes, 1, Big)}, iommap:pread(H, 1, Big)),
-        ?assertMatch({Port, {none, _}}, get(?KEY)),
+        ?assertMatch({Port, {none, _}}, stage()),
         iommap_test_lib:wait_until(fun() -> stages() =:= Before end),
         New = crypto:strong_rand_bytes(Big),
         ?assertEqual(ok, iommap:pwrite(H, 3, New)),
         ?assertEqual({ok, New}, iommap:pread(H, 3, Big)),
         %% no new stage before the retry time, one after it
         {ok, _} = iommap:pread(H, 0, Big),
-        ?assertMatch({Port, {none, _}}, get(?KEY)),
-        put(?KEY, {Port, {none, erlang:monotonic_time(millisecond) - 1}}),
+        ?assertMatch({Port, {none, _}}, stage()),
+        iommap_client:stage_put(Port, {none, erlang:monotonic_time(millisecond) - 1}),
         {ok, _} = iommap:pread(H, 0, Big),
-        ?assertMatch({Port, {S2, _}} when is_integer(S2), get(?KEY)),
+        ?assertMatch({Port, {stage, _, _}}, stage()),
         ?assertEqual(Before + 1, stages()),
-        {Port, {_, Fd2}} = get(?KEY),
+        {Port, {stage, _, Fd2}} = stage(),
         ok = file:close(Fd2),
         ?assertEqual(ok, iommap:pwrite(H, 5, <<0:(Big * 8)>>)),
-        ?assertMatch({Port, {none, _}}, get(?KEY)),
+        ?assertMatch({Port, {none, _}}, stage()),
         %% the same for a write whose stage breaks
-        put(?KEY, {Port, {SId, Fd}}),
+        iommap_client:stage_put(Port, {stage, SId, Fd}),
         New2 = crypto:strong_rand_bytes(Big),
         ?assertEqual(ok, iommap:pwrite(H, 5, New2)),
-        ?assertMatch({Port, {none, _}}, get(?KEY)),
+        ?assertMatch({Port, {none, _}}, stage()),
         ?assertEqual({ok, New2}, iommap:pread(H, 5, Big))
     end),
     ok = iommap:close(H),
@@ -191,6 +209,33 @@ many_processes_at_once_test_() ->
                                    Self ! {done, self()}
                            end) || I <- lists:seq(0, N - 1)],
         [receive {done, Pid} -> ok after 50000 -> erlang:error({stuck, Pid}) end || Pid <- Pids],
+        ok = iommap:close(H),
+        ok = file:delete(P)
+    end}.
+
+%% A process that erases its process dictionary between bulk reads must not
+%% open a descriptor in the VM each time: the VM closes a raw file only
+%% when its owner closes it or exits, never by garbage collection, so lost
+%% stages used to pile up until every file:open of the node gave emfile.
+%% The VM's own descriptors are counted, not the engine's stages.
+erased_dictionary_leaks_no_descriptor_test_() ->
+    {timeout, 60, fun() ->
+        Len = 1 bsl 20,
+        ?assert(Len >= min_size()),
+        P = file_with("erase", binary:copy(<<"e">>, Len)),
+        {ok, H} = iommap:open(P, read, []),
+        VmFds = fun() -> iommap_test_lib:fds(list_to_integer(os:getpid())) end,
+        Grew = in_process(fun() ->
+            {ok, _} = iommap:pread(H, 0, Len), % the stage, opened once
+            Before = VmFds(),
+            [begin
+                 {ok, Bin} = iommap:pread(H, 0, Len),
+                 Len = byte_size(Bin),
+                 erase()
+             end || _ <- lists:seq(1, 50)],
+            VmFds() - Before
+        end),
+        ?assertMatch(G when G =< 2, Grew),
         ok = iommap:close(H),
         ok = file:delete(P)
     end}.
