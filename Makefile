@@ -64,7 +64,7 @@ test-e2e: $(ENGINE)
 	$(GO) test -count=1 ./test/...
 
 test-erlang: build
-	cd erlang && $(REBAR3) eunit && $(REBAR3) ct
+	cd erlang && $(REBAR3) eunit && $(REBAR3) ct && ERL_FLAGS="-iommap lanes 4" $(REBAR3) eunit
 
 # Another rebar3 project using iommap (through _checkouts), and a mix project
 # using it by path: both build the engine and run their tests; then the same

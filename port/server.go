@@ -92,7 +92,10 @@ func (s *Server) busy() bool { return s.inFlight.Load() > 0 }
 // nil.
 func (s *Server) Serve() error {
 	err := s.loop()
-	s.lanes.close() // the VM is gone: nobody is left to use them
+	// The VM is gone: nobody is left to use the lanes. They are closed
+	// after the mappings, which the VM may be waiting to see gone (a
+	// delete_on_close file at application stop).
+	defer s.lanes.close()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()

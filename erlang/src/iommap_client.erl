@@ -263,7 +263,18 @@ stage_put(Port, Stage) ->
     true = ets:insert(?STAGES, {self(), Port, Stage}),
     ok.
 
-send(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, HId, Req, Length) ->
+%% Lanes (iommap_lanes): a short request goes on a lane when one is free,
+%% and through the port when none is.
+send(#engine{lanes = Pool} = E, HId, Req, short) when Pool =/= undefined ->
+    case iommap_lanes:call(Pool, fun(Id) -> iommap_codec:encode(Id, HId, Req) end) of
+        {ok, Frame} -> iommap_codec:decode(Frame);
+        none -> send_port(E, HId, Req, short);
+        {error, closed} = Closed -> Closed
+    end;
+send(E, HId, Req, Length) ->
+    send_port(E, HId, Req, Length).
+
+send_port(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, HId, Req, Length) ->
     Alias = erlang:monitor(process, S, [{alias, demonitor}]),
     try
         %% The pid lets the engine server sweep the entry if this process

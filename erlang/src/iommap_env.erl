@@ -6,7 +6,7 @@
 -export([validate/0, get/1, engine_path/0]).
 
 -type key() :: engine_path | spin_us | pipe_size | engine_threads | stage_min | stage_max | stage_kind
-             | wait_spin.
+             | wait_spin | lanes.
 
 %% {Key, Default, Check, what a valid value is}
 specs() ->
@@ -23,7 +23,9 @@ specs() ->
      {stage_kind, auto, fun(V) -> lists:member(V, [auto, memfd, file, none]) end,
       "auto (memfd on Linux, file elsewhere), memfd, file or none"},
      {wait_spin, 600, fun(V) -> is_integer(V) andalso V >= 0 end,
-      "a non-negative integer: how many times a caller of a long request yields before it blocks"}].
+      "a non-negative integer: how many times a caller of a long request yields before it blocks"},
+     {lanes, 0, fun(V) -> is_integer(V) andalso V >= 0 andalso V =< 256 end,
+      "an integer 0..256: the lanes (sockets for small calls, see iommap_lanes) in the pool; 0 turns them off"}].
 
 %% @doc Checks every key; the first wrong one is the error.
 -spec validate() -> ok | {error, {invalid_env, key(), term(), string()}}.
@@ -48,7 +50,7 @@ check_path() ->
     end.
 
 %% @doc The value of a key, or its default.
--spec get(spin_us | pipe_size | engine_threads | stage_min | stage_max | stage_kind | wait_spin) ->
+-spec get(spin_us | pipe_size | engine_threads | stage_min | stage_max | stage_kind | wait_spin | lanes) ->
           non_neg_integer() | infinity | atom().
 get(K) ->
     {K, Default, _, _} = lists:keyfind(K, 1, specs()),

@@ -10,7 +10,10 @@
     version :: binary(),            %% the engine's, from its hello
     os_pid  :: non_neg_integer(),   %% the engine's
     stage_min :: pos_integer() | infinity, %% reads and writes this big go through a stage
-    wait_spin :: non_neg_integer()         %% yields before blocking on a long request's reply
+    wait_spin :: non_neg_integer(),        %% yields before blocking on a long request's reply
+    %% Lanes (iommap_lanes): sockets small calls use instead of the port,
+    %% once the engine has opened them; undefined when off.
+    lanes = undefined :: iommap_lanes:pool() | undefined
 }).
 
 %% The running engine: {engine, #engine{}} in this named table of the engine
@@ -23,4 +26,4 @@
 %% process's stage outlives the engine it came from until the process
 %% closes it (see iommap_client:stage/1).
 -define(STAGES, iommap_stages).
--define(PROTOCOL_VERSION, 5).
+-define(PROTOCOL_VERSION, 6).

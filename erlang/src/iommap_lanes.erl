@@ -93,7 +93,7 @@ connect(Path) ->
 -spec close(pool()) -> ok.
 close(#pool{tab = Tab}) ->
     try ets:tab2list(Tab) of
-        Rows -> [_ = socket:close(S) || {_, S, _, _} <- Rows], ets:delete(Tab), ok
+        Rows -> _ = [socket:close(S) || {_, S, _, _} <- Rows], ets:delete(Tab), ok
     catch
         error:badarg -> ok
     end.
@@ -253,11 +253,15 @@ replace(#pool{state = State, polling = Polling, tab = Tab, path = Path}, Slot) -
             ok % stays broken; the next sweep tries again
     end.
 
-%% @doc The pool's size, lanes free now and callers polling now.
+%% @doc The pool's size, lanes free now, callers polling now, and the
+%% requests sent on the lanes open now (from the sockets' counters).
 -spec info(pool()) -> #{size := pos_integer(), free := non_neg_integer(),
-                        broken := non_neg_integer(), polling := integer()}.
-info(#pool{n = N, state = State, polling = Polling}) ->
+                        broken := non_neg_integer(), polling := integer(),
+                        sent := non_neg_integer(), path := binary()}.
+info(#pool{n = N, state = State, polling = Polling, tab = Tab, path = Path}) ->
     States = [atomics:get(State, I) || I <- lists:seq(1, N)],
+    Sent = lists:sum([maps:get(write_pkg, maps:get(counters, socket:info(S)), 0)
+                      || {_, S, _, _} <- ets:tab2list(Tab)]),
     #{size => N, free => length([0 || 0 <- States]),
       broken => length([x || ?BROKEN <- States]),
-      polling => pollers(Polling, N, 0)}.
+      polling => pollers(Polling, N, 0), sent => Sent, path => Path}.
