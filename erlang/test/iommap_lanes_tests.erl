@@ -20,7 +20,8 @@ lanes_test_() ->
         fun a_caller_above_normal_priority_is_served/1,
         fun the_engine_killed_during_polled_calls/1,
         fun callers_killed_mid_call_never_leave_a_stale_reply/1,
-        fun the_pool_stays_bounded_under_1000_callers/1])}.
+        fun the_pool_stays_bounded_under_1000_callers/1,
+        fun a_purge_of_the_module_and_erase_leak_no_lane/1])}.
 
 with_lanes(N, F) ->
     iommap_test_lib:with_env(lanes, N, F).
@@ -194,5 +195,25 @@ the_pool_stays_bounded_under_1000_callers(Dir) ->
         Max = lists:max([receive {done, C, F} -> F after 120000 -> error(hangs) end || C <- Callers]),
         ?assert(Max =< ?LANES + 1),
         #{size := ?LANES, free := ?LANES} = iommap_lanes:info(pool()),
+        ok = iommap:close(H)
+    end).
+
+%% A caller's process dictionary holds nothing of a lane (erase/0 in every
+%% call), and callers killed by a purge of iommap_lanes while they poll
+%% leave their lanes to the sweep: afterwards the whole pool is free.
+a_purge_of_the_module_and_erase_leak_no_lane(Dir) ->
+    with_lanes(?LANES, fun() ->
+        {ok, H} = iommap:open(numbered(Dir, 64), read_write, []),
+        _ = pool(),
+        Loop = fun L(K) -> erase(), true = right(H, K rem 64), L(K + 1) end,
+        Callers = [spawn(fun() -> Loop(I) end) || I <- lists:seq(1, 8)],
+        timer:sleep(100),
+        {module, iommap_lanes} = code:load_file(iommap_lanes),
+        timer:sleep(10),
+        _ = code:purge(iommap_lanes), % kills the callers still in the old code
+        timer:sleep(100),
+        [exit(C, kill) || C <- Callers],
+        iommap_test_lib:wait_until(fun() -> maps:get(free, iommap_lanes:info(pool())) =:= ?LANES end),
+        [true = right(H, W) || W <- lists:seq(0, 63)],
         ok = iommap:close(H)
     end).
