@@ -9,6 +9,7 @@
 %% point).
 -module(iommap_bench).
 -export([main/0, file_point_main/3]).
+-export([queue_section/2, queue_pusher/3]).
 
 -define(FILE_SIZE, (64 bsl 20)).
 -define(NPROC, 8).
@@ -31,6 +32,12 @@ all_workloads() ->
      {"region_binary 1 MiB", region, 1 bsl 20, 1},
      {"pread 64 B x8 procs", read, 64, ?NPROC},
      {"pread 4 KiB x8 procs", read, 4096, ?NPROC},
+     %% the same reads through the engine (direct_reads off for the handle),
+     %% to set the direct path against the round trip in the same run
+     {"pread 64 B, engine", read_engine, 64, 1},
+     {"pread 4 KiB, engine", read_engine, 4096, 1},
+     {"pread 1 MiB, engine", read_engine, 1 bsl 20, 1},
+     {"pread 64 B x8, engine", read_engine, 64, ?NPROC},
      %% beyond the NIF: one op is the whole batch
      {"64 x 64 B, one call", many, 64, 1},
      {"64 x 64 B, 64 calls", calls64, 64, 1},
@@ -73,6 +80,7 @@ main_all() ->
                       end, Acc, workloads())
             end, #{}, lists:seq(1, Rounds)),
     report(Res),
+    queue_section(Rounds, Ms),
     idle(Path),
     lanes(Path, Rounds, Ms),
     ok = file:delete(Path).
@@ -81,7 +89,7 @@ main_all() ->
 point(Side, {_, Op, Size, NProc}, Path, Ms) ->
     Parent = self(),
     Data = crypto:strong_rand_bytes(Size),
-    Open = opener(Side, Path),
+    Open = opener(Side, Op, Path),
     H0 = case Side of iommap -> Open(); file -> none end,
     Pids = [spawn_link(fun() ->
                                H = case Side of iommap -> H0; file -> Open() end,
@@ -113,8 +121,15 @@ file_point_main(Idx, Path, Ms) ->
     io:format("~.3f~n", [float(V)]),
     halt().
 
-opener(iommap, Path) -> fun() -> {ok, H} = iommap:open(Path, read_write, []), H end;
-opener(file, Path) -> fun() -> {ok, Fd} = file:open(Path, [read, write, raw, binary]), Fd end.
+opener(iommap, read_engine, Path) ->
+    fun() ->
+            ok = application:set_env(iommap, direct_reads, false), % read at open
+            {ok, H} = iommap:open(Path, read_write, []),
+            ok = application:set_env(iommap, direct_reads, true),
+            H
+    end;
+opener(iommap, _, Path) -> fun() -> {ok, H} = iommap:open(Path, read_write, []), H end;
+opener(file, _, Path) -> fun() -> {ok, Fd} = file:open(Path, [read, write, raw, binary]), Fd end.
 
 op(iommap, many, H, Size, _) ->
     fun() -> {ok, [_ | _]} = iommap:pread_many(H, [{offset(Size), Size} || _ <- lists:seq(1, 64)]) end;
@@ -144,6 +159,7 @@ op(iommap, durable, H, Size, D) ->
     fun() -> Off = offset(Size), ok = iommap:pwrite(H, Off, D), ok = iommap:sync(H, Off, Size, sync) end;
 op(file, durable, Fd, Size, D) ->
     fun() -> ok = file:pwrite(Fd, offset(Size), D), ok = file:datasync(Fd) end;
+op(Side, read_engine, H, Size, D) -> op(Side, read, H, Size, D);
 op(iommap, read, H, Size, _) -> fun() -> {ok, _} = iommap:pread(H, offset(Size), Size) end;
 op(iommap, region, H, Size, _) -> fun() -> {ok, _} = iommap:region_binary(H, offset(Size), Size) end;
 op(iommap, write, H, Size, D) -> fun() -> ok = iommap:pwrite(H, offset(Size), D) end;
@@ -188,7 +204,11 @@ against_itself(Res) ->
              {"pwrite_many 64 x 64 B runs", "64 x 64 B pwrite, 64 calls", "64 x 64 B pwrite, one call",
               "the rate of 64 pwrite calls"},
              {"pread_many 64 x 64 B runs", "64 x 64 B, 64 calls", "64 x 64 B, one call",
-              "the rate of 64 pread calls"}],
+              "the rate of 64 pread calls"},
+             {"a direct pread 64 B runs", "pread 64 B, engine", "pread 64 B", "the engine path's rate"},
+             {"a direct pread 4 KiB runs", "pread 4 KiB, engine", "pread 4 KiB", "the engine path's rate"},
+             {"a direct pread 1 MiB runs", "pread 1 MiB, engine", "pread 1 MiB", "the engine path's rate"},
+             {"direct pread 64 B x8 run", "pread 64 B x8, engine", "pread 64 B x8 procs", "the engine path's rate"}],
     Lines = [{What, median(maps:get({Slow, iommap}, Res)), median(maps:get({Fast, iommap}, Res)), Of}
              || {What, Slow, Fast, Of} <- Pairs,
                 maps:is_key({Slow, iommap}, Res), maps:is_key({Fast, iommap}, Res)],
@@ -249,9 +269,11 @@ lanes_main() ->
     lanes(Path, env_int("BENCH_ROUNDS", 5), env_int("BENCH_MS", 300)),
     ok = file:delete(Path).
 
+%% Its reads go through the engine (read_engine: direct reads off for the
+%% handle), as a lane carries only what goes to the engine.
 lanes(Path, Rounds, Ms) ->
     N = env_int("BENCH_LANES", 4),
-    Ws = [{Name, Op, Size, C} || {Name, Op, Size} <- [{"pread 64 B", read, 64}, {"pread 4 KiB", read, 4096},
+    Ws = [{Name, Op, Size, C} || {Name, Op, Size} <- [{"pread 64 B", read_engine, 64}, {"pread 4 KiB", read_engine, 4096},
                                                      {"pwrite 64 B", write, 64}, {"pwrite 4 KiB", write, 4096},
                                                      {"add 8 B", add, 8}],
                                   C <- [1, 2, 4, 8]],
@@ -282,3 +304,147 @@ with_lanes(N) ->
     ok = application:set_env(iommap, lanes, N),
     {ok, _} = application:ensure_all_started(iommap),
     timer:sleep(100). % the pool opens just after the engine is up
+
+%% ---------------------------------------------------------------------
+%% The persistent queue (iommap_queue). Push and pop of a 64 B record
+%% against pwrite and pread of 64 B on a raw fd (target: 0.8x or better);
+%% push_many and pop_many of 64 records against the same in 64 calls each
+%% (target: 10x or better); then two OS processes (a VM started for it
+%% pushes, this one pops) for BENCH_QUEUE_SECONDS (10) one record a call,
+%% and as long again in batches of 64, every record checked to come
+%% exactly once and in order. BENCH_ONLY=queue runs only this section.
+
+queue_section(Rounds, Ms) ->
+    case os:getenv("BENCH_ONLY", "") of
+        "" -> queue_bench(Rounds, Ms);
+        Only -> case lists:any(fun(O) -> string:find("queue", O) =/= nomatch end,
+                               string:lexemes(Only, ",")) of
+                    true -> queue_bench(Rounds, Ms);
+                    false -> ok
+                end
+    end.
+
+queue_points() ->
+    D = crypto:strong_rand_bytes(64),
+    Ds = lists:duplicate(64, D),
+    [{"queue push+pop 64 B", queue, fun(Q) -> ok = iommap_queue:push(Q, D), {ok, _} = iommap_queue:pop(Q) end},
+     {"file pwrite+pread 64 B", file, fun(Fd) -> Off = offset(64), ok = file:pwrite(Fd, Off, D),
+                                                 {ok, _} = file:pread(Fd, Off, 64) end},
+     {"queue 64 x push+pop", queue, fun(Q) -> [ok = iommap_queue:push(Q, X) || X <- Ds],
+                                              [{ok, _} = iommap_queue:pop(Q) || _ <- Ds] end},
+     {"queue push_many+pop_many 64", queue, fun(Q) -> ok = iommap_queue:push_many(Q, Ds),
+                                                      {ok, [_ | _]} = iommap_queue:pop_many(Q, 64) end}].
+
+queue_bench(Rounds, Ms) ->
+    Dir = os:getenv("TMPDIR", "/tmp"),
+    File = filename:join(Dir, "iommap-bench-qf-" ++ os:getpid()),
+    ok = file:write_file(File, <<0:(?FILE_SIZE * 8)>>),
+    Res = lists:foldl(
+            fun(_, Acc) ->
+                    lists:foldl(
+                      fun({Name, Kind, F}, A) ->
+                              V = isolated(fun() -> queue_point(Kind, F, Dir, File, Ms) end),
+                              maps:update_with(Name, fun(L) -> [V | L] end, [V], A)
+                      end, Acc, queue_points())
+            end, #{}, lists:seq(1, Rounds)),
+    ok = file:delete(File),
+    io:format("~n~-30s ~12s ~9s~n", ["queue workload (median)", "op/s", "spread"]),
+    [io:format("~-30s ~12s ~4w%~n", [Name, fmt(median(maps:get(Name, Res))), spread(maps:get(Name, Res))])
+     || {Name, _, _} <- queue_points()],
+    M = fun(Name) -> median(maps:get(Name, Res)) end,
+    io:format("  queue push+pop 64 B runs ~.2fx the rate of pwrite+pread 64 B (target 0.8x)~n",
+              [M("queue push+pop 64 B") / M("file pwrite+pread 64 B")]),
+    io:format("  push_many+pop_many of 64 runs ~.2fx the rate of 64 push+pop calls (target 10x)~n",
+              [M("queue push_many+pop_many 64") / M("queue 64 x push+pop")]),
+    Seconds = env_int("BENCH_QUEUE_SECONDS", 10),
+    [queue_two_processes(Dir, Seconds, Batch) || Batch <- [1, 64]],
+    ok.
+
+%% One point: ops/s of F on a fresh queue of 1 MiB (or the raw file) for Ms.
+queue_point(queue, F, Dir, _, Ms) ->
+    Path = filename:join(Dir, "iommap-bench-q-" ++ os:getpid()),
+    _ = file:delete(Path),
+    {ok, Q} = iommap_queue:create(Path, 1 bsl 20),
+    try rate(F, Q, Ms)
+    after
+        ok = iommap_queue:close(Q),
+        ok = file:delete(Path)
+    end;
+queue_point(file, F, _, File, Ms) ->
+    {ok, Fd} = file:open(File, [read, write, raw, binary]),
+    try rate(F, Fd, Ms) after file:close(Fd) end.
+
+rate(F, X, Ms) ->
+    T0 = erlang:monotonic_time(microsecond),
+    N = loop(fun() -> F(X) end, T0 + Ms * 1000, 0),
+    N * 1.0e6 / (erlang:monotonic_time(microsecond) - T0).
+
+%% A VM of its own pushes numbered 64 B records for Seconds, Batch a call;
+%% this one pops them, Batch at most a call, and checks each is the next.
+queue_two_processes(Dir, Seconds, Batch) ->
+    Path = filename:join(Dir, "iommap-bench-q2-" ++ os:getpid()),
+    _ = file:delete(Path),
+    {ok, Q} = iommap_queue:create(Path, 1 bsl 20),
+    Peer = case peer:start(#{connection => standard_io,
+                             args => ["-pa", filename:dirname(code:which(iommap)),
+                                      "-pa", filename:dirname(code:which(?MODULE))]}) of
+               {ok, P} -> P;
+               {ok, P, _Node} -> P
+           end,
+    Self = self(),
+    T0 = erlang:monotonic_time(microsecond),
+    spawn_link(fun() ->
+                       Self ! {pushed, peer:call(Peer, ?MODULE, queue_pusher, [Path, Seconds * 1000, Batch],
+                                                 Seconds * 1000 + 60000)}
+               end),
+    {N, Full} = queue_popper(Q, Batch, 0, undefined),
+    T1 = erlang:monotonic_time(microsecond),
+    peer:stop(Peer),
+    ok = iommap_queue:close(Q),
+    ok = file:delete(Path),
+    io:format("  two OS processes, ~s: ~s records/s (~p records in ~.1f s, each once and in order; "
+              "the pusher found the queue full ~p times)~n",
+              [case Batch of 1 -> "one record a call"; _ -> "batches of " ++ integer_to_list(Batch) end,
+               fmt(N * 1.0e6 / (T1 - T0)), N, (T1 - T0) / 1.0e6, Full]).
+
+queue_popper(Q, Batch, Got, Pushed) ->
+    case iommap_queue:pop_many(Q, Batch) of
+        {ok, []} ->
+            case Pushed of
+                {Got, _} ->
+                    Pushed;
+                undefined ->
+                    receive {pushed, P} -> queue_popper(Q, Batch, Got, P)
+                    after 0 -> queue_popper(Q, Batch, Got, Pushed)
+                    end;
+                _ ->
+                    queue_popper(Q, Batch, Got, Pushed)
+            end;
+        {ok, Recs} ->
+            Next = lists:foldl(fun(<<Seq:64, _:56/binary>>, Seq) -> Seq + 1;
+                                  (<<Seq:64, _/binary>>, Want) -> error({out_of_order, Seq, Want})
+                               end, Got, Recs),
+            queue_popper(Q, Batch, Next, Pushed)
+    end.
+
+%% @private In the pushing VM: records 0, 1, ... for Ms, Batch a call; gives
+%% how many, and how often the queue was full.
+-spec queue_pusher(file:filename(), pos_integer(), pos_integer()) -> {non_neg_integer(), non_neg_integer()}.
+queue_pusher(Path, Ms, Batch) ->
+    {ok, Q} = iommap_queue:open(Path),
+    Pad = binary:copy(<<7>>, 56),
+    Tend = erlang:monotonic_time(millisecond) + Ms,
+    Push = fun P(Seq, Full) ->
+                   case erlang:monotonic_time(millisecond) >= Tend of
+                       true -> {Seq, Full};
+                       false ->
+                           Recs = [<<S:64, Pad/binary>> || S <- lists:seq(Seq, Seq + Batch - 1)],
+                           case iommap_queue:push_many(Q, Recs) of
+                               ok -> P(Seq + Batch, Full);
+                               {error, full} -> erlang:yield(), P(Seq, Full + 1)
+                           end
+                   end
+           end,
+    Result = Push(0, 0),
+    ok = iommap_queue:close(Q),
+    Result.

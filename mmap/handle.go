@@ -153,6 +153,20 @@ func (h *Handle) Check(write bool, end uint64) error {
 	return m.Range(0, end)
 }
 
+// Region is where the mapping lies in this process's memory: the address
+// of its first byte and its size. The Erlang side reads the bytes of a
+// shared mapping there, through /proc/<pid>/mem, without a request; it
+// must not trust the address once the handle has been truncated or closed
+// (the mapping moves or goes, and the address may be reused at once).
+func (h *Handle) Region() (addr uintptr, size int, err error) {
+	m, err := h.shared(true)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer h.mu.RUnlock()
+	return m.Addr(), m.Len(), nil
+}
+
 // Info describes the mapping for introspection.
 type Info struct {
 	Path string

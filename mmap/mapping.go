@@ -7,6 +7,7 @@ package mmap
 import (
 	"errors"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -179,6 +180,14 @@ func reachable(fd int, st *unix.Stat_t, n int64) error {
 
 // Len is the size of the mapping in bytes.
 func (m *Mapping) Len() int { return len(m.data) }
+
+// Addr is the address of the mapping's first byte (0 once closed).
+func (m *Mapping) Addr() uintptr {
+	if len(m.data) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(&m.data[0]))
+}
 
 // Mode is what the mapping was opened for.
 func (m *Mapping) Mode() Mode { return m.mode }

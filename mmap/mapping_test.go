@@ -235,6 +235,7 @@ func TestTruncateOfPrivateMappingRereadsTheFile(t *testing.T) {
 // The reason the engine exists: a file shrunk under a live mapping faults on
 // access, and that must come back as an error, not kill the process.
 func TestExternalTruncationGivesFault(t *testing.T) {
+	skipUnderEmulation(t, needsFaultAddress)
 	p := tempFile(t, bytes.Repeat([]byte("z"), 3*4096))
 	m, err := Open(p, ReadWrite, Options{Size: -1})
 	if err != nil {
@@ -427,6 +428,7 @@ func TestAtomics(t *testing.T) {
 }
 
 func TestAtomicsFaultAfterTruncation(t *testing.T) {
+	skipUnderEmulation(t, needsFaultAddress)
 	p := tempFile(t, make([]byte, 3*4096))
 	m, _ := Open(p, ReadWrite, Options{Size: -1})
 	h := NewHandle(m)
@@ -471,6 +473,7 @@ func TestSyncRangeAndResident(t *testing.T) {
 }
 
 func TestResidentWorksThroughAHugeSparseRangeInChunks(t *testing.T) {
+	skipUnderEmulation(t, needsMadvise)
 	const size = 3 * residentChunk * 4096 // three chunks and a fresh, sparse file
 	p := filepath.Join(t.TempDir(), "sparse")
 	f, err := os.Create(p)

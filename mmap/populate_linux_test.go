@@ -10,6 +10,7 @@ import (
 // populate as the systems without MAP_POPULATE do it: a WILLNEED hint
 // after mapping, run here on Linux. The kernel reads the pages in.
 func TestPopulateByHintReadsThePagesIn(t *testing.T) {
+	skipUnderEmulation(t, needsMadvise)
 	defer func(old bool) { populateByHint = old }(populateByHint)
 	populateByHint = true
 	const size = 64 * 4096

@@ -117,8 +117,8 @@ func TestCreatePermissionsAndDeleteOnClose(t *testing.T) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		var st unix.Stat_t
-		if err := unix.Stat(p, &st); err != nil || st.Mode&0o7777 != c.perm {
-			t.Errorf("%s: mode %o, want %o (%v)", c.name, st.Mode&0o7777, c.perm, err)
+		if err := unix.Stat(p, &st); err != nil || uint32(st.Mode)&0o7777 != c.perm {
+			t.Errorf("%s: mode %o, want %o (%v)", c.name, uint32(st.Mode)&0o7777, c.perm, err)
 		}
 		if err := m.Close(); err != nil {
 			t.Errorf("%s: close %v", c.name, err)

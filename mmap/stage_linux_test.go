@@ -44,6 +44,7 @@ func TestFileStageOnAFullFileSystemIsEnospcNotSigbus(t *testing.T) {
 	})
 
 	t.Run("a stage with a hole it cannot fill is enospc", func(t *testing.T) {
+		skipUnderEmulation(t, needsFaultAddress)
 		// Sparse already (where allocate falls back to ftruncate, or as
 		// the other side may leave it): the copy itself faults in the
 		// stage, and that fault is not the user's file's.

@@ -141,6 +141,7 @@ func TestStageErrorsMatchPlainCalls(t *testing.T) {
 }
 
 func TestStageReadOfTruncatedFileIsFault(t *testing.T) {
+	skipUnderEmulation(t, needsFaultAddress)
 	h, p := stagedHandle(t, bytes.Repeat([]byte("z"), 4*4096), ReadWrite)
 	st, err := newMemfdStage()
 	if err != nil {
@@ -249,6 +250,7 @@ func TestStageKindsByName(t *testing.T) {
 // protocol does that) faults in the stage, not in the user's file: eio, not
 // sigbus.
 func TestStageCutShortUnderAWriteIsNotSigbus(t *testing.T) {
+	skipUnderEmulation(t, needsFaultAddress)
 	h, _ := stagedHandle(t, make([]byte, 4*4096), ReadWrite)
 	reg := NewStagesOf(FileStages)
 	reg.tmp = t.TempDir()

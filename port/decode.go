@@ -29,7 +29,9 @@ type request struct {
 	write  bool         // argAccess
 	hint   mmap.Advice  // argHint
 	ranges []mmap.Range // argRanges
-	pieces []mmap.Piece // argPieces
+	pieces []mmap.Piece // argPieces; argBinaries (each at Off 0)
+
+	durable bool // argDurable
 
 	// handle is the registry's handle for h, looked up by run.
 	handle *mmap.Handle
@@ -60,6 +62,8 @@ const (
 	argHint                    // an advice atom: hint
 	argRanges                  // [{Off, Len}]: ranges
 	argPieces                  // [{Off, Binary}]: pieces
+	argDurable                 // durable | cached: durable
+	argBinaries                // [Binary]: pieces, each at Off 0
 )
 
 var (
@@ -140,13 +144,9 @@ func (c *cursor) arg(k argKind, req *request, maxList int) error {
 			ok = ok && b != 0
 		}
 	case argMode:
-		var i int
-		i, ok = c.oneOf(modeNames)
-		req.mode = modes[i]
+		ok = oneOf(c, modeAtoms, &req.mode)
 	case argSharing:
-		var i int
-		i, ok = c.oneOf(sharingNames)
-		req.opts.Private = i == 1
+		ok = oneOf(c, sharingAtoms, &req.opts.Private)
 	case argSize:
 		return c.size(req)
 	case argPerm:
@@ -154,17 +154,11 @@ func (c *cursor) arg(k argKind, req *request, maxList int) error {
 	case argFlags:
 		return c.flags(&req.opts)
 	case argSyncMode:
-		var i int
-		i, ok = c.oneOf(syncNames)
-		req.async = i == 1
+		ok = oneOf(c, syncAtoms, &req.async)
 	case argAccess:
-		var i int
-		i, ok = c.oneOf(accessNames)
-		req.write = i == 1
+		ok = oneOf(c, accessAtoms, &req.write)
 	case argHint:
-		var i int
-		i, ok = c.oneOf(hintNames)
-		req.hint = hints[i]
+		ok = oneOf(c, hintAtoms, &req.hint)
 	case argRanges:
 		var err error
 		req.ranges, err = listOf(c, maxList, c.rangeElem)
@@ -173,6 +167,12 @@ func (c *cursor) arg(k argKind, req *request, maxList int) error {
 		var err error
 		req.pieces, err = listOf(c, maxList, c.pieceElem)
 		return err
+	case argDurable:
+		ok = oneOf(c, durableAtoms, &req.durable)
+	case argBinaries:
+		var err error
+		req.pieces, err = c.binaries(maxList)
+		return err
 	}
 	if !ok {
 		return errMalformed
@@ -180,15 +180,21 @@ func (c *cursor) arg(k argKind, req *request, maxList int) error {
 	return nil
 }
 
-// The atoms an argument may be, in the order of the values they stand for.
+// The atoms an argument may be, each with the value it stands for.
+type atomValue[T any] struct {
+	name  string
+	value T
+}
+
 var (
-	modeNames    = []string{"read", "write", "read_write"}
-	modes        = []mmap.Mode{mmap.Read, mmap.Write, mmap.ReadWrite}
-	sharingNames = []string{"shared", "private"}
-	syncNames    = []string{"sync", "async"}
-	accessNames  = []string{"read", "write"}
-	hintNames    = []string{"normal", "random", "sequential", "willneed", "dontneed", "populate_read", "populate_write"}
-	hints        = []mmap.Advice{mmap.Normal, mmap.Random, mmap.Sequential, mmap.WillNeed, mmap.DontNeed, mmap.PopulateRead, mmap.PopulateWrite}
+	modeAtoms    = []atomValue[mmap.Mode]{{"read", mmap.Read}, {"write", mmap.Write}, {"read_write", mmap.ReadWrite}}
+	sharingAtoms = []atomValue[bool]{{"shared", false}, {"private", true}}
+	syncAtoms    = []atomValue[bool]{{"sync", false}, {"async", true}}
+	accessAtoms  = []atomValue[bool]{{"read", false}, {"write", true}}
+	durableAtoms = []atomValue[bool]{{"durable", true}, {"cached", false}}
+	hintAtoms    = []atomValue[mmap.Advice]{{"normal", mmap.Normal}, {"random", mmap.Random},
+		{"sequential", mmap.Sequential}, {"willneed", mmap.WillNeed}, {"dontneed", mmap.DontNeed},
+		{"populate_read", mmap.PopulateRead}, {"populate_write", mmap.PopulateWrite}}
 )
 
 // size reads open's Size: a non-negative integer, or undefined (no size
@@ -340,18 +346,19 @@ func (c *cursor) atom() ([]byte, bool) {
 	return c.f[c.i-n : c.i], true
 }
 
-// oneOf reads an atom that must be one of names and gives its index.
-func (c *cursor) oneOf(names []string) (int, bool) {
+// oneOf reads an atom that must be one of atoms, and sets *dst to its value.
+func oneOf[T any](c *cursor, atoms []atomValue[T], dst *T) bool {
 	name, ok := c.atom()
 	if !ok {
-		return 0, false
+		return false
 	}
-	for i, n := range names {
-		if string(name) == n {
-			return i, true
+	for _, a := range atoms {
+		if string(name) == a.name {
+			*dst = a.value
+			return true
 		}
 	}
-	return 0, false
+	return false
 }
 
 // integer reads SMALL_INTEGER_EXT, INTEGER_EXT, SMALL_BIG_EXT or
@@ -541,4 +548,21 @@ func (r request) owned() request {
 		r.pieces = ps
 	}
 	return r
+}
+
+// binaries reads a proper list of binaries (a queue's records) as pieces
+// at offset 0, so that owned() copies them as it copies pwrite_many's.
+func (c *cursor) binaries(maxList int) ([]mmap.Piece, error) {
+	n, cons, err := c.list(maxList)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]mmap.Piece, n)
+	for k := range out {
+		var ok bool
+		if out[k].Data, ok = c.binary(); !ok {
+			return nil, errMalformed
+		}
+	}
+	return out, c.tail(cons)
 }

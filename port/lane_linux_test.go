@@ -114,7 +114,8 @@ func dial(t *testing.T, path string) net.Conn {
 	return c
 }
 
-func openFile(t *testing.T, e *engineUnderTest, w io.Writer, r io.Reader) int32 {
+// openOver opens a file of 8 KiB through the engine, on w and r (the port or a lane).
+func openOver(t *testing.T, e *engineUnderTest, w io.Writer, r io.Reader) int32 {
 	p := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(p, bytes.Repeat([]byte("abcdefgh"), 1024), 0o644)
 	rep := call(t, w, r, int32(2), atomT("open"), []byte(p), atomT("read_write"), atomT("shared"), nil, nil, erlang.OtpErlangList{})
@@ -144,7 +145,7 @@ func TestALaneAnswersOnItselfAndThePortGoesOn(t *testing.T) {
 	if fi, err := os.Stat(filepath.Dir(path)); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("lanes directory: %v, %v", fi, err)
 	}
-	h := openFile(t, e, e.in, e.out)
+	h := openOver(t, e, e.in, e.out)
 	a, b := dial(t, path), dial(t, path)
 	for i := int32(10); i < 200; i++ {
 		expectReply(t, "pread on lane a", call(t, a, a, i, atomT("pread"), h, 8, 8), i, okBin("abcdefgh"))
@@ -224,7 +225,7 @@ func TestHelperConnectsToALane(t *testing.T) {
 func TestHostileBytesOnALaneLeaveTheEngineUp(t *testing.T) {
 	e := startEngine(t)
 	path := e.lanePath(os.Getpid())
-	h := openFile(t, e, e.in, e.out)
+	h := openOver(t, e, e.in, e.out)
 
 	// A frame that is not a request: badarg, and the lane goes on.
 	c := dial(t, path)
@@ -254,7 +255,7 @@ func TestHostileBytesOnALaneLeaveTheEngineUp(t *testing.T) {
 func TestManyLanesAndThePortAtOnce(t *testing.T) {
 	e := startEngine(t)
 	path := e.lanePath(os.Getpid())
-	h := openFile(t, e, e.in, e.out)
+	h := openOver(t, e, e.in, e.out)
 	const lanes, calls = 8, 2000
 	for l := 0; l <= lanes; l++ {
 		call(t, e.in, e.out, int32(8), atomT("store"), h, 8*l, 0)
@@ -310,7 +311,7 @@ func TestManyLanesAndThePortAtOnce(t *testing.T) {
 func TestALaneThatDoesNotReadIsShutNotWaitedFor(t *testing.T) {
 	e := startEngine(t)
 	path := e.lanePath(os.Getpid())
-	h := openFile(t, e, e.in, e.out)
+	h := openOver(t, e, e.in, e.out)
 	c := dial(t, path)
 	frame := enc(t, int32(1), atomT("pread"), h, 0, 8192)
 	stuck := make(chan error, 1)

@@ -18,7 +18,7 @@ func TestLaneRoundTripRate(t *testing.T) {
 		t.Skip("a measurement: set IOMMAP_LANE_RATE=1")
 	}
 	e := startEngine(t)
-	h := openFile(t, e, e.in, e.out)
+	h := openOver(t, e, e.in, e.out)
 	body := enc(t, int32(3), atomT("pread"), h, 0, 64)
 	frame := append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
 	rate := func(w io.Writer, r io.Reader) int {

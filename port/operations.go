@@ -43,6 +43,7 @@ var operations = []operation{
 	{name: "position", args: []argKind{argHandle}, run: withWaitUint((*Server).position), inline: always, fuzzable: true},
 	{name: "info", args: []argKind{argHandle}, run: (*Server).info, fuzzable: true},
 	{name: "check", args: []argKind{argHandle, argAccess, argEnd}, run: withErr((*Server).check), fuzzable: true},
+	{name: "region", args: []argKind{argHandle}, run: (*Server).region, inline: always, fuzzable: true},
 	{name: "stats", run: (*Server).stats, fuzzable: true},
 	// Lanes (lane.go): the VM's OS pid, which alone may connect.
 	{name: "lanes", args: []argKind{argLen}, run: (*Server).openLanes, inline: always},
@@ -63,6 +64,22 @@ var operations = []operation{
 	{name: "stage_close", args: []argKind{argStage}, run: withErr((*Server).stageClose)},
 	{name: "pread_staged", args: []argKind{argHandle, argOff, argLen, argStage}, run: withWait((*Server).preadStaged), inline: smallLen, fuzzable: true},
 	{name: "pwrite_staged", args: []argKind{argHandle, argOff, argLen, argStage}, run: withWait((*Server).pwriteStaged), inline: smallLen, fuzzable: true},
+	// The persistent structures take the file's lock, which may block on
+	// another OS process: never inline.
+	{name: "queue_format", args: []argKind{argHandle, argLen}, run: withErr((*Server).queueFormat), fuzzable: true},
+	{name: "queue_open", args: []argKind{argHandle}, run: withUint((*Server).queueOpen), fuzzable: true},
+	{name: "queue_push", args: []argKind{argHandle, argDurable, argData}, run: withFull((*Server).queuePush), fuzzable: true},
+	{name: "queue_push_many", args: []argKind{argHandle, argDurable, argBinaries}, run: withFull((*Server).queuePushMany), fuzzable: true},
+	{name: "queue_pop", args: []argKind{argHandle, argDurable, argLen}, run: (*Server).queuePop, fuzzable: true},
+	{name: "queue_peek", args: []argKind{argHandle, argOff, argLen}, run: (*Server).queuePeek, fuzzable: true},
+	{name: "queue_ack", args: []argKind{argHandle, argDurable, argOff}, run: withErr((*Server).queueAck), fuzzable: true},
+	{name: "queue_len", args: []argKind{argHandle}, run: withUint((*Server).queueLen), fuzzable: true},
+	{name: "blocks_format", args: []argKind{argHandle, argOff, argLen}, run: withErr((*Server).blocksFormat), fuzzable: true},
+	{name: "blocks_open", args: []argKind{argHandle}, run: (*Server).blocksOpen, fuzzable: true},
+	{name: "blocks_store", args: []argKind{argHandle, argDurable, argData}, run: (*Server).blocksStore, fuzzable: true},
+	{name: "blocks_read", args: []argKind{argHandle, argOff}, run: (*Server).blocksRead, fuzzable: true},
+	{name: "blocks_free", args: []argKind{argHandle, argDurable, argOff}, run: withErr((*Server).blocksFree), fuzzable: true},
+	{name: "blocks_scan", args: []argKind{argHandle, argOff, argLen}, run: (*Server).blocksScan, fuzzable: true},
 }
 
 // operationsByName indexes the table for decode.
@@ -254,6 +271,16 @@ func (s *Server) info(req request, b []byte, _ bool) ([]byte, bool) {
 // still answers in the documented order.
 func (s *Server) check(req request) error { return req.handle.Check(req.write, req.n) }
 
+// {Id, region, H} -> {ok, {Addr, Size}}: where the mapping lies in the
+// engine's memory, for the Erlang side's direct reads of it.
+func (s *Server) region(req request, b []byte, _ bool) ([]byte, bool) {
+	addr, size, err := req.handle.Region()
+	if err != nil {
+		return reply(b, req, err)
+	}
+	return appendOKTerm(b, req.id, erlang.OtpErlangTuple{uint64(addr), size}), false
+}
+
 // {Id, stats} -> {ok, #{handles, in_flight, stages}}
 func (s *Server) stats(req request, b []byte, _ bool) ([]byte, bool) {
 	return appendOKTerm(b, req.id, map[interface{}]interface{}{
@@ -364,4 +391,153 @@ func (s *Server) pwriteStaged(req request, wait bool) error {
 		return mmap.ErrBadArg
 	}
 	return req.handle.WriteFromStage(st, req.off, req.n, wait)
+}
+
+// Persistent structures: a queue and a block store in a file that OS
+// processes share (mmap/queue.go, mmap/blocks.go). Every request takes the
+// file's lock (flock) and the handle's, so none runs on the main loop.
+
+// withFull: a handler answering ok, or {error, full} when there is no room.
+func withFull(f func(*Server, request) error) func(*Server, request, []byte, bool) ([]byte, bool) {
+	return func(s *Server, req request, b []byte, _ bool) ([]byte, bool) {
+		return fullReply(b, req, f(s, req))
+	}
+}
+
+func fullReply(b []byte, req request, err error) ([]byte, bool) {
+	if errors.Is(err, mmap.ErrFull) {
+		return appendError(b, req.id, "full"), false
+	}
+	return reply(b, req, err)
+}
+
+// structLimit bounds the data of one reply of records or blocks.
+const structLimit = MaxFrame - 64
+
+// maxRecords: a request asks for at most MaxVector records at once.
+func maxRecords(n uint64) int { return int(min(n, MaxVector)) }
+
+// beginList appends a LIST_EXT header whose length endList fills in.
+func beginList(b []byte) ([]byte, int) {
+	return append(b, tagList, 0, 0, 0, 0), len(b)
+}
+
+// endList ends a list of n elements begun at at: with none, the header
+// goes and the list is NIL_EXT alone, as term_to_binary writes [].
+func endList(b []byte, at, n int) []byte {
+	if n == 0 {
+		return append(b[:at], tagNil)
+	}
+	putUint32(b[at+1:], uint32(n))
+	return append(b, tagNil)
+}
+
+// {Id, queue_format, H, Capacity}
+func (s *Server) queueFormat(req request) error { return req.handle.QueueFormat(req.n) }
+
+// {Id, queue_open, H} -> {ok, Capacity}
+func (s *Server) queueOpen(req request) (uint64, error) { return req.handle.QueueOpen() }
+
+// {Id, queue_push, H, durable | cached, Binary}
+func (s *Server) queuePush(req request) error {
+	return req.handle.QueuePush([][]byte{req.data}, req.durable)
+}
+
+// {Id, queue_push_many, H, durable | cached, [Binary]}
+func (s *Server) queuePushMany(req request) error {
+	recs := make([][]byte, len(req.pieces))
+	for i, p := range req.pieces {
+		recs[i] = p.Data
+	}
+	return req.handle.QueuePush(recs, req.durable)
+}
+
+// {Id, queue_pop, H, durable | cached, Max} -> {ok, [Binary]}, the shape
+// of pread_many's reply.
+func (s *Server) queuePop(req request, b []byte, _ bool) ([]byte, bool) {
+	mark := len(b)
+	b, start := beginReply(b, req.id)
+	b, at := beginList(appendOKTuple(b))
+	b, n, err := req.handle.QueuePop(b, maxRecords(req.n), structLimit, appendBinaryHeader, req.durable)
+	if err != nil {
+		return reply(b[:mark], req, err)
+	}
+	return endReply(endList(b, at, n), start), false
+}
+
+// {Id, queue_peek, H, Cursor, Max} -> {ok, {[Binary], Start, Next}}: the
+// list first, so it is written before the positions are known.
+func (s *Server) queuePeek(req request, b []byte, _ bool) ([]byte, bool) {
+	mark := len(b)
+	b, start := beginReply(b, req.id)
+	b, at := beginList(append(appendOKTuple(b), tagSmallTuple, 3))
+	b, first, next, n, err := req.handle.QueuePeek(b, req.off, maxRecords(req.n), structLimit, appendBinaryHeader)
+	if err != nil {
+		return reply(b[:mark], req, err)
+	}
+	b = appendUint(appendUint(endList(b, at, n), first), next)
+	return endReply(b, start), false
+}
+
+// {Id, queue_ack, H, durable | cached, Pos}
+func (s *Server) queueAck(req request) error { return req.handle.QueueAck(req.off, req.durable) }
+
+// {Id, queue_len, H} -> {ok, N}
+func (s *Server) queueLen(req request) (uint64, error) { return req.handle.QueueLen() }
+
+// {Id, blocks_format, H, BlockSize, Capacity}
+func (s *Server) blocksFormat(req request) error { return req.handle.BlocksFormat(req.off, req.n) }
+
+// {Id, blocks_open, H} -> {ok, {BlockSize, Capacity}}
+func (s *Server) blocksOpen(req request, b []byte, _ bool) ([]byte, bool) {
+	size, n, err := req.handle.BlocksOpen()
+	if err != nil {
+		return reply(b, req, err)
+	}
+	b, start := beginReply(b, req.id)
+	b = append(appendOKTuple(b), tagSmallTuple, 2)
+	return endReply(appendUint(appendUint(b, size), n), start), false
+}
+
+// {Id, blocks_store, H, durable | cached, Binary} -> {ok, Addr}
+func (s *Server) blocksStore(req request, b []byte, _ bool) ([]byte, bool) {
+	addr, err := req.handle.BlocksStore(req.data, req.durable)
+	if err != nil {
+		return fullReply(b, req, err)
+	}
+	return appendOKUint(b, req.id, addr), false
+}
+
+// {Id, blocks_read, H, Addr} -> {ok, Binary}, the shape of pread's reply.
+func (s *Server) blocksRead(req request, b []byte, _ bool) ([]byte, bool) {
+	mark := len(b)
+	b, start := beginReply(b, req.id)
+	b = appendBinaryHeader(appendOKTuple(b), 0)
+	at := len(b)
+	b, err := req.handle.BlocksRead(b, req.off)
+	if err != nil {
+		return reply(b[:mark], req, err)
+	}
+	putUint32(b[at-4:], uint32(len(b)-at))
+	return endReply(b, start), false
+}
+
+// {Id, blocks_free, H, durable | cached, Addr}
+func (s *Server) blocksFree(req request) error { return req.handle.BlocksFree(req.off, req.durable) }
+
+// {Id, blocks_scan, H, From, Max} -> {ok, {[{Addr, Binary}], Next}}
+func (s *Server) blocksScan(req request, b []byte, _ bool) ([]byte, bool) {
+	mark := len(b)
+	b, start := beginReply(b, req.id)
+	b, at := beginList(append(appendOKTuple(b), tagSmallTuple, 2))
+	b, next, n, err := req.handle.BlocksScan(b, req.off, maxRecords(req.n), structLimit, appendAddrBinaryHeader)
+	if err != nil {
+		return reply(b[:mark], req, err)
+	}
+	return endReply(appendUint(endList(b, at, n), next), start), false
+}
+
+// appendAddrBinaryHeader begins the element {Addr, Binary} of n bytes.
+func appendAddrBinaryHeader(b []byte, addr, n uint64) []byte {
+	return appendBinaryHeader(appendUint(append(b, tagSmallTuple, 2), addr), n)
 }

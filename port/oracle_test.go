@@ -122,6 +122,19 @@ func oracleArg(k argKind, v interface{}, req *request) bool {
 				}
 			}
 		}
+	case argDurable:
+		ok = oracleOneOf(v, map[string]func(){"durable": func() { req.durable = true }, "cached": func() {}})
+	case argBinaries:
+		var l []interface{}
+		if l, ok = oracleList(v); !ok {
+			return false
+		}
+		req.pieces = make([]mmap.Piece, len(l))
+		for i, e := range l {
+			if req.pieces[i].Data, ok = oracleBinary(e); !ok {
+				return false
+			}
+		}
 	case argRanges, argPieces:
 		var l []interface{}
 		if l, ok = oracleList(v); !ok {

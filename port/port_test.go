@@ -265,6 +265,10 @@ func sample(k argKind) interface{} {
 		return list(erlang.OtpErlangTuple{0, 8})
 	case argPieces:
 		return list(erlang.OtpErlangTuple{0, []byte("w")})
+	case argDurable:
+		return atomT("durable")
+	case argBinaries:
+		return list([]byte("r"), []byte{})
 	}
 	return 1 // handles, stages, offsets, lengths
 }
@@ -323,7 +327,9 @@ func TestRunAnswersEveryOperation(t *testing.T) {
 		{"sync_range", []interface{}{atomT("sync_range"), hid, 10, 10, atomT("sync")}, ok},
 		{"resident", []interface{}{atomT("resident"), hid, 0, 0}, erlang.OtpErlangTuple{ok, uint8(0)}},
 		{"info", []interface{}{atomT("info"), hid}, nil},
+		{"region", []interface{}{atomT("region"), hid}, nil},
 		{"close", []interface{}{atomT("close"), hid}, ok},
+		{"region of a closed handle", []interface{}{atomT("region"), hid}, errOf("closed")},
 		{"close again", []interface{}{atomT("close"), hid}, errOf("closed")},
 		{"check a closed handle", []interface{}{atomT("check"), hid, atomT("read"), 0}, errOf("closed")},
 	}
@@ -332,6 +338,13 @@ func TestRunAnswersEveryOperation(t *testing.T) {
 			got := frames(t, runFrame(s, enc(t, append([]interface{}{int32(i + 2)}, c.req...)...)))
 			if len(got) != 1 || got[0][0] != uint8(i+2) && got[0][0] != int32(i+2) {
 				t.Fatalf("frames %#v", got)
+			}
+			if c.want == nil && c.req[0] == atomT("region") { // {ok, {Addr, Size}}: the address varies
+				r := got[0][1].(erlang.OtpErlangTuple)[1].(erlang.OtpErlangTuple)
+				if r[1] != int32(4096) || reflect.DeepEqual(r[0], uint8(0)) {
+					t.Fatalf("region %#v", r)
+				}
+				return
 			}
 			if c.want == nil { // info: a map with the size truncate gave
 				m := got[0][1].(erlang.OtpErlangTuple)[1].(erlang.OtpErlangMap)

@@ -119,10 +119,13 @@ close(_) ->
 %% @doc Reads `Len' bytes at `Off'. The binary is a copy: it stays valid
 %% after close or truncation.
 %%
-%% Reads of `stage_min' bytes or more (default 128 KiB) do not cross the
-%% pipe: the engine copies them into a memory file that the calling process
-%% opens once and reads with `file:pread/3' (see the README, "Bulk reads
-%% and writes"). The answers are the same either way.
+%% On Linux, a read of a `shared' mapping is served in the calling process:
+%% it reads the mapping in the engine's memory through
+%% `/proc/<engine>/mem', with no round trip (docs/API.md, "Direct reads").
+%% Other reads of `stage_min' bytes or more (default 128 KiB) do not cross
+%% the pipe: the engine copies them into a memory file that the calling
+%% process opens once and reads with `file:pread/3' (see the README, "Bulk
+%% reads and writes"). The answers are the same either way.
 %%
 %% ```
 %% {ok, <<"hello">>} = iommap:pread(H, 0, 5),
@@ -138,9 +141,10 @@ pread(_, _, _) ->
 %% @doc Returns the same bytes as {@link pread/3}.
 %%
 %% In the NIF package this is a binary that points into the mapping. Here
-%% the mapping lives in another OS process, and memory cannot be shared
-%% across the port boundary, so it is a copy made by the engine: a
-%% snapshot, not a live view, that stays valid after close and truncation.
+%% the mapping lives in another OS process, and a binary cannot point into
+%% it, so it is a copy (made by the engine, or for a direct read by the
+%% kernel, from the engine's mapping): a snapshot, not a live view, that
+%% stays valid after close and truncation.
 %%
 %% ```
 %% {ok, Snapshot} = iommap:region_binary(H, 0, 4096),

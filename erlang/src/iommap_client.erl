@@ -27,8 +27,6 @@
 -define(MAX_DATA, (16#7FFFFFFF - 64)).
 %% Longest list one request may carry (port.MaxVector).
 -define(MAX_VECTOR, 65536).
-%% A read or write this big takes the engine 30 µs or more (see wait/3).
--define(LONG_BYTES, 65536).
 
 %% @doc The running engine, or undefined if none is up.
 %%
@@ -47,7 +45,16 @@ engine() ->
 
 %% @doc Runs a request on handle H and returns the engine's answer.
 -spec call(reference(), iommap_codec:request()) -> term().
+call(H, {pread, Off, Len} = Req) ->
+    %% a handle this process has read directly before needs no lookup
+    case iommap_direct:cached_read(H, Off, Len) of
+        engine -> call_engine(H, Req);
+        Answer -> Answer
+    end;
 call(H, Req) ->
+    call_engine(H, Req).
+
+call_engine(H, Req) ->
     case engine() of
         undefined -> {error, closed};
         E -> call(E, H, Req)
@@ -55,7 +62,8 @@ call(H, Req) ->
 
 call(#engine{handles = Handles} = E, H, Req) ->
     try ets:lookup(Handles, H) of
-        [{_, HId, Owner}] -> with_owner(Req, Owner, fit(E, HId, Req));
+        %% reads of shared mappings may be served here (iommap_direct)
+        [{_, HId, Owner}] -> with_owner(Req, Owner, iommap_direct:run(E, H, HId, Req, fun fit/3));
         [] -> {error, closed}
     catch
         error:badarg -> {error, closed} % the table died with its engine
@@ -75,7 +83,7 @@ fit(E, HId, Req) ->
         false ->
             run(E, HId, Req);
         {Reason, Access, End} ->
-            case send(E, HId, {check, Access, End}, short) of
+            case send(E, HId, {check, Access, End}) of
                 ok -> {error, Reason};
                 Error -> Error
             end
@@ -98,26 +106,21 @@ too_large(_) ->
 pieces_end(Pieces) ->
     lists:foldl(fun({Off, _, Size}, M) -> max(M, Off + Size) end, 0, Pieces).
 
-%% Bulk reads and writes go through the caller's stage when it has one;
-%% which requests are long decides how their caller waits (see wait/3).
+%% Bulk reads and writes go through the caller's stage when it has one.
 run(E, HId, {pread, Off, Len} = Req) ->
     transfer(E, HId, Req, read, Off, Len);
 run(E, HId, {pwrite, Off, Data, Size} = Req) ->
     transfer(E, HId, Req, {write, Data}, Off, Size);
-run(E, HId, {Vector, _} = Req) when Vector =:= pread_many; Vector =:= pwrite_many ->
-    send(E, HId, Req, long);
 run(E, HId, Req) ->
-    send(E, HId, Req, short).
+    send(E, HId, Req).
 
 transfer(#engine{stage_min = Min} = E, HId, Req, Dir, Off, Len) when Len >= Min, Len =< ?MAX_DATA ->
     case stage(E) of
         {SId, Fd} -> staged(E, HId, Req, Dir, Off, Len, {SId, Fd});
-        none -> send(E, HId, Req, long)
+        none -> send(E, HId, Req)
     end;
-transfer(E, HId, Req, _, _, Len) when Len >= ?LONG_BYTES ->
-    send(E, HId, Req, long);
 transfer(E, HId, Req, _, _, _) ->
-    send(E, HId, Req, short).
+    send(E, HId, Req).
 
 %% Staged transfers (PROTOCOL.md, "Stages"). A pipe moves about 1.5 GB/s;
 %% a stage is memory this process and the engine both have open, so bulk
@@ -127,14 +130,14 @@ transfer(E, HId, Req, _, _, _) ->
 %% through the pipe instead (a read can be repeated; a write has not been
 %% sent yet).
 staged(E, HId, Req, read, Off, Len, {SId, Fd}) ->
-    Result = case send(E, HId, {pread_staged, Off, Len, SId}, long) of
+    Result = case send(E, HId, {pread_staged, Off, Len, SId}) of
                  ok ->
                      case file:pread(Fd, 0, Len) of
                          {ok, Bin} when byte_size(Bin) =:= Len ->
                              {ok, Bin};
                          _ ->
                              drop_stage(E),
-                             send(E, HId, Req, long)
+                             send(E, HId, Req)
                      end;
                  Error ->
                      Error
@@ -146,12 +149,12 @@ staged(E, HId, Req, read, Off, Len, {SId, Fd}) ->
 staged(E, HId, Req, {write, Data}, Off, Size, {SId, Fd}) ->
     case file:pwrite(Fd, 0, Data) of
         ok ->
-            Result = send(E, HId, {pwrite_staged, Off, Size, SId}, long),
+            Result = send(E, HId, {pwrite_staged, Off, Size, SId}),
             trim(Fd, Size),
             Result;
         {error, _} ->
             drop_stage(E),
-            send(E, HId, Req, long)
+            send(E, HId, Req)
     end.
 
 %% A stage keeps the memory of its largest transfer; past this much it is
@@ -263,18 +266,37 @@ stage_put(Port, Stage) ->
     true = ets:insert(?STAGES, {self(), Port, Stage}),
     ok.
 
-%% Lanes (iommap_lanes): a short request goes on a lane when one is free,
-%% and through the port when none is.
-send(#engine{lanes = Pool} = E, HId, Req, short) when Pool =/= undefined ->
-    case iommap_lanes:call(Pool, fun(Id) -> iommap_codec:encode(Id, HId, Req) end) of
+%% Lanes (iommap_lanes): a small request goes on a lane when one is free,
+%% and through the port when none is (or lanes are off).
+send(#engine{lanes = Pool} = E, HId, Req) when Pool =/= undefined ->
+    case on_lane(Req) andalso iommap_lanes:call(Pool, fun(Id) -> iommap_codec:encode(Id, HId, Req) end) of
         {ok, Frame} -> iommap_codec:decode(Frame);
-        none -> send_port(E, HId, Req, short);
-        {error, closed} = Closed -> Closed
+        {error, closed} = Closed -> Closed;
+        _ -> send_port(E, HId, Req) % not small, or no lane free
     end;
-send(E, HId, Req, Length) ->
-    send_port(E, HId, Req, Length).
+send(E, HId, Req) ->
+    send_port(E, HId, Req).
 
-send_port(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, HId, Req, Length) ->
+%% A lane carries the small calls only: a read or write of less than
+%% ?LANE_BYTES, and the requests of constant work. Vectors and staged
+%% transfers keep the engine 10-100 µs, longer than a lane's caller polls;
+%% the queue's and block store's requests may wait for another OS
+%% process's lock on the file. They take the port.
+-define(LANE_BYTES, 65536).
+-define(OFF_LANES, [pread_many, pwrite_many, pread_staged, pwrite_staged,
+                    queue_format, queue_open, queue_push, queue_push_many, queue_pop,
+                    queue_peek, queue_ack, queue_len,
+                    blocks_format, blocks_open, blocks_store, blocks_read, blocks_free,
+                    blocks_scan]).
+
+on_lane({pread, _, Len}) -> Len < ?LANE_BYTES;
+on_lane({pwrite, _, _, Size}) -> Size < ?LANE_BYTES;
+on_lane(Req) -> not lists:member(element(1, Req), ?OFF_LANES).
+
+%% The caller waits for its reply blocked: a caller that yielded for a
+%% while first (the former wait_spin) lost more with 2 to 8 callers than it
+%% won with one (docs/PERFORMANCE.md).
+send_port(#engine{server = S, port = Port, pending = Pending, ids = Ids}, HId, Req) ->
     Alias = erlang:monitor(process, S, [{alias, demonitor}]),
     try
         %% The pid lets the engine server sweep the entry if this process
@@ -283,49 +305,11 @@ send_port(#engine{server = S, port = Port, pending = Pending, ids = Ids} = E, HI
         true = erlang:port_command(Port, iommap_codec:encode(Id, HId, Req)),
         Id
     of
-        _ -> wait(E, Alias, Length)
+        _ -> await(Alias)
     catch
         error:badarg ->
             erlang:demonitor(Alias, [flush]),
             {error, closed}
-    end.
-
-%% Waiting for the reply. A scheduler with nothing to run goes to sleep
-%% after a short busy wait, and waking it again costs the engine's reply
-%% write and this call 10-30 µs on a VM: as much as a whole small call. A
-%% small call's reply comes within that busy wait; a long request's (a
-%% vector, 64 KiB or more, a staged copy: 10-100 µs in the engine) mostly
-%% does not. So the caller of a long request yields up to wait_spin times
-%% (600: about 100 µs), checking for its reply between, and its scheduler
-%% stays awake. docs/PERFORMANCE.md, "a caller that waits awake".
-%%
-%% One caller of the node at a time, the one that holds the spinner token:
-%% more would take the CPU the engine needs (on 2 cores, 4 of them made
-%% everyone 20% slower). And only a caller of priority normal or low:
-%% erlang:yield/0 lets only processes of the caller's priority or higher
-%% run, so a high one that spins keeps the reply router (normal) off its
-%% scheduler: a pread_many took 160-180 µs instead of 30.
-wait(#engine{wait_spin = N, spinner = Spinner}, Alias, long) when N > 0 ->
-    case may_spin() andalso take(Spinner) of
-        false ->
-            await(Alias);
-        Token ->
-            try spin(Alias, N)
-            after release(Spinner, Token)
-            end
-    end;
-wait(_, Alias, _) ->
-    await(Alias).
-
-spin(Alias, 0) ->
-    await(Alias);
-spin(Alias, N) ->
-    receive
-        {Alias, _} = Msg -> answer(Alias, Msg);
-        {'DOWN', Alias, process, _, _} = Msg -> answer(Alias, Msg)
-    after 0 ->
-        erlang:yield(),
-        spin(Alias, N - 1)
     end.
 
 await(Alias) ->
@@ -339,31 +323,6 @@ answer(Alias, {Alias, Reply}) ->
     iommap_codec:decode(Reply);
 answer(_, {'DOWN', _, process, _, _}) ->
     {error, closed}.
-
-may_spin() ->
-    {priority, P} = erlang:process_info(self(), priority),
-    P =:= normal orelse P =:= low.
-
-%% The spinner token: 0 when free, else the time (µs, made odd so never 0)
-%% its holder took it. A holder killed while it spins never gives it back
-%% (an exit signal skips `after'), so a token held longer than any spin
-%% should last is taken as given back.
--define(SPIN_STALE_US, 50000).
-
-take(Spinner) ->
-    Now = erlang:monotonic_time(microsecond) bor 1,
-    case atomics:compare_exchange(Spinner, 1, 0, Now) of
-        ok ->
-            Now;
-        Held when Now - Held > ?SPIN_STALE_US ->
-            atomics:compare_exchange(Spinner, 1, Held, Now) =:= ok andalso Now;
-        _ ->
-            false
-    end.
-
-release(Spinner, Token) ->
-    _ = atomics:compare_exchange(Spinner, 1, Token, 0),
-    ok.
 
 %% @doc Opens through the engine server, which records the handle and
 %% monitors its owner. Starts the application on first use.

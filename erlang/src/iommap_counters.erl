@@ -47,20 +47,8 @@
 %% and the file is not changed.
 -spec create(file:filename_all(), pos_integer()) -> {ok, counters()} | {error, iommap:reason()}.
 create(Path, N) when is_integer(N), N > 0 ->
-    Tmp = tmp_name(Path),
-    Zeros = <<0:(64 * N)>>,
-    Result = case file:write_file(Tmp, [header(N), Zeros], [raw]) of
-                 ok ->
-                     case file:make_link(Tmp, Path) of
-                         ok -> open(Path, N);
-                         {error, eexist} -> open(Path, N);
-                         {error, _} = E -> E
-                     end;
-                 {error, _} = E ->
-                     E
-             end,
-    _ = file:delete(Tmp, [raw]),
-    Result;
+    Write = fun(Tmp) -> file:write_file(Tmp, [header(N), <<0:(64 * N)>>], [raw]) end,
+    iommap_file:create_whole(Path, Write, fun() -> open(Path, N) end);
 create(_, _) ->
     erlang:error(badarg).
 
@@ -163,12 +151,3 @@ word(_, _, _) ->
 
 header(N) ->
     <<?MAGIC, ?VERSION:32/little, ?HEADER:32/little, N:64/little, 0:64>>.
-
-%% Beside Path, so the link stays in one file system.
-tmp_name(Path) when is_binary(Path) ->
-    <<(filename:absname(Path))/binary, (tmp_suffix())/binary>>;
-tmp_name(Path) ->
-    filename:absname(Path) ++ binary_to_list(tmp_suffix()).
-
-tmp_suffix() ->
-    iolist_to_binary([".", os:getpid(), ".", integer_to_list(erlang:unique_integer([positive])), ".tmp"]).

@@ -112,8 +112,10 @@ info() ->
 init([]) ->
     process_flag(trap_exit, true),
     ?ENGINE_TAB = ets:new(?ENGINE_TAB, [named_table, protected, set, {read_concurrency, true}]),
+    ok = iommap_direct:new_regions(),
     %% before the engine is published: see iommap_client's keep/2
-    {ok, watch_stage_rows(#st{stage_max = iommap_env:get(stage_max)}), {continue, start}}.
+    St = watch_stage_rows(#st{stage_max = iommap_env:get(stage_max)}),
+    {ok, iommap_direct:watch(fun(Pid, Acc) -> own(Pid, reader, true, Acc) end, St), {continue, start}}.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #st{}) ->
@@ -130,11 +132,13 @@ handle_call({open, Path, Mode, Share, Size, Perm, Flags, Owner}, From, St) ->
                  true -> Path;
                  false -> none
              end,
-    submit({open, Path, Mode, Share, Size, Perm, Flags}, {open, From, Owner, Unlink}, St),
+    Direct = iommap_direct:applies(Share) andalso Mode,
+    submit({open, Path, Mode, Share, Size, Perm, Flags}, {open, From, Owner, Unlink, Direct}, St),
     {noreply, St};
 handle_call({close, H}, From, #st{engine = #engine{handles = T}} = St) ->
     case ets:take(T, H) of
         [{H, HId, Owner}] ->
+            ok = iommap_direct:closing(H),
             submit({close, HId}, {reply, From}, St),
             {noreply, forget(Owner, H, St#st{unlink = maps:remove(H, St#st.unlink)})};
         [] ->
@@ -179,6 +183,9 @@ handle_cast({stage_close, Pid, SId}, #st{owners = Owners} = St) ->
         #{Pid := {_, #{stage := SId}}} -> {noreply, release_stage(Pid, St)};
         #{} -> {noreply, St}
     end;
+handle_cast({direct_reader, Pid}, St) ->
+    %% so that its row goes when it exits (see iommap_direct:keep/2)
+    {noreply, own(Pid, reader, true, St)};
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
@@ -216,6 +223,7 @@ handle_info(lanes_sweep, #st{engine = #engine{lanes = Pool}} = St) when Pool =/=
     {noreply, St};
 handle_info(sweep, St) ->
     sweep(St),
+    ok = iommap_direct:sweep(),
     erlang:send_after(?SWEEP_MS, self(), sweep),
     {noreply, St};
 handle_info({'DOWN', _, process, Pid, _}, #st{owners = Owners} = St) ->
@@ -250,6 +258,7 @@ handle_continue(let_go, St) ->
 %% @private
 -spec terminate(term(), #st{}) -> ok.
 terminate(_Reason, St) ->
+    ok = iommap_direct:closing_all(), % the engine unmaps everything at the port's close
     _ = close_port(St),
     ok.
 
@@ -288,22 +297,22 @@ submit(Req, Work, #st{engine = #engine{port = Port, pending = P, ids = Ids}}) ->
 
 finish(lanes, Reply, St) ->
     lanes_up(Reply, St);
-finish({open, From, Owner, Unlink}, {ok, HId}, #st{engine = #engine{handles = T}} = St0) ->
-    H = make_ref(),
-    ets:insert(T, {H, HId, Owner}),
-    gen_server:reply(From, {ok, H}),
-    St = case Unlink of
-             none -> St0;
-             Path -> St0#st{unlink = (St0#st.unlink)#{H => Path}}
-         end,
-    own(Owner, H, true, St);
+finish({open, From, Owner, Unlink, false}, {ok, HId}, St) ->
+    opened(From, Owner, Unlink, HId, none, St);
+finish({open, From, Owner, Unlink, Mode}, {ok, HId}, St) ->
+    %% A shared mapping on Linux: the caller gets its handle once its
+    %% region is known, so that its reads can go direct at once.
+    submit({region, HId}, {region, From, Owner, Unlink, HId, Mode}, St),
+    St;
+finish({region, From, Owner, Unlink, HId, Mode}, Region, St) ->
+    opened(From, Owner, Unlink, HId, {Mode, Region}, St);
 finish({stage, From, Pid}, {ok, {SId, Path}}, St) ->
     gen_server:reply(From, {ok, SId, Path}),
     own(Pid, stage, SId, St);
 finish({stage, From, Pid}, Error, St) ->
     gen_server:reply(From, Error),
     own(Pid, stage, none, St#st{stages = St#st.stages - 1});
-finish({open, From, _, _}, Error, St) ->
+finish({open, From, _, _, _}, Error, St) ->
     gen_server:reply(From, Error),
     St;
 finish({reply, From}, Result, St) ->
@@ -311,6 +320,20 @@ finish({reply, From}, Result, St) ->
     St;
 finish(discard, _, St) ->
     St.
+
+opened(From, Owner, Unlink, HId, Region, #st{engine = #engine{handles = T}} = St0) ->
+    H = make_ref(),
+    case Region of
+        {Mode, {ok, {Addr, Size}}} -> ok = iommap_direct:add_region(H, Mode, Addr, Size);
+        _ -> ok % read through the engine
+    end,
+    ets:insert(T, {H, HId, Owner}),
+    gen_server:reply(From, {ok, H}),
+    St = case Unlink of
+             none -> St0;
+             Path -> St0#st{unlink = (St0#st.unlink)#{H => Path}}
+         end,
+    own(Owner, H, true, St).
 
 %% Stages
 
@@ -341,11 +364,15 @@ release_stage(Pid, #st{owners = Owners} = St) ->
 %% and its stage row is deleted (its descriptor closed with the process).
 release(Pid, Owned, #st{engine = E} = St) ->
     ets:delete(?STAGES, Pid),
+    ok = iommap_direct:forget(Pid),
     maps:fold(fun(stage, SId, Acc) when is_integer(SId) ->
                       submit({stage_close, SId}, discard, Acc),
                       Acc#st{stages = Acc#st.stages - 1};
                  (H, true, Acc) when is_reference(H) ->
-                      [submit({close, HId}, discard, Acc)
+                      [begin
+                           ok = iommap_direct:closing(H),
+                           submit({close, HId}, discard, Acc)
+                       end
                        || [{_, HId, _}] <- [ets:take(E#engine.handles, H)]],
                       Acc#st{unlink = maps:remove(H, Acc#st.unlink)};
                  (_, _, Acc) ->
@@ -419,11 +446,13 @@ start(St) ->
             not_started(Reason, St)
     end.
 
-%% A mismatch means an engine binary from another release.
+%% A mismatch means an engine binary from another release: of the protocol,
+%% or of iommap itself (the engine is stamped with the application's vsn
+%% when it is built; a priv/iommap_port left from another release, say).
 hello_reply(Frame) ->
     try binary_to_term(Frame) of
         {1, {ok, {?PROTOCOL_VERSION, Vsn}}} when is_binary(Vsn) ->
-            {ok, Vsn};
+            same_version(Vsn, own_version());
         {1, {ok, {Other, Vsn}}} ->
             {error, {engine_protocol_mismatch, [{expected, ?PROTOCOL_VERSION},
                                                 {engine, Other}, {engine_version, Vsn}]}};
@@ -433,17 +462,31 @@ hello_reply(Frame) ->
         error:badarg -> {error, {engine_bad_hello, Frame}}
     end.
 
+%% An engine built by hand, without the vsn stamped in, says "dev": it is
+%% let in, with a warning, for working on the engine (engine_path pointing
+%% at a fresh `go build`); the protocol version is checked all the same.
+same_version(Vsn, Vsn) ->
+    {ok, Vsn};
+same_version(<<"dev">> = Dev, Own) ->
+    logger:warning("iommap: the engine is a development build (\"dev\"), not of version ~ts", [Own]),
+    {ok, Dev};
+same_version(Vsn, Own) ->
+    {error, {engine_version_mismatch, [{expected, Own}, {engine, Vsn}]}}.
+
+own_version() ->
+    _ = application:load(iommap),
+    {ok, Vsn} = application:get_key(iommap, vsn),
+    list_to_binary(Vsn).
+
 %% The engine answered: publish it, and serve the calls that waited.
 up(Vsn, #st{port = Port, waiting = Waiting} = St) ->
     case erlang:port_info(Port, os_pid) of
         {os_pid, OsPid} ->
             E = #engine{server = self(), port = Port, version = Vsn, os_pid = OsPid,
                         stage_min = iommap_env:get(stage_min),
-                        wait_spin = iommap_env:get(wait_spin),
                         pending = ets:new(iommap_pending, [public, set, {write_concurrency, true}]),
                         handles = ets:new(iommap_handles, [protected, set, {read_concurrency, true}]),
-                        ids = atomics:new(1, [{signed, false}]),
-                        spinner = atomics:new(1, [{signed, true}])},
+                        ids = atomics:new(1, [{signed, false}])},
             true = ets:insert(?ENGINE_TAB, {engine, E}),
             erlang:send_after(?SWEEP_MS, self(), sweep),
             St1 = St#st{phase = up, engine = E, waiting = []},

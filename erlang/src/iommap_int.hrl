@@ -6,11 +6,9 @@
     pending :: ets:tid(),   %% request id -> reply alias (or the server's own work)
     handles :: ets:tid(),   %% handle ref -> {Ref, EngineHandleId, OwnerPid}
     ids     :: atomics:atomics_ref(),
-    spinner :: atomics:atomics_ref(), %% who may yield for a reply (see iommap_client:wait/3)
     version :: binary(),            %% the engine's, from its hello
     os_pid  :: non_neg_integer(),   %% the engine's
     stage_min :: pos_integer() | infinity, %% reads and writes this big go through a stage
-    wait_spin :: non_neg_integer(),        %% yields before blocking on a long request's reply
     %% Lanes (iommap_lanes): sockets small calls use instead of the port,
     %% once the engine has opened them; undefined when off.
     lanes = undefined :: iommap_lanes:pool() | undefined
@@ -26,4 +24,12 @@
 %% process's stage outlives the engine it came from until the process
 %% closes it (see iommap_client:stage/1).
 -define(STAGES, iommap_stages).
--define(PROTOCOL_VERSION, 6).
+%% Direct reads (iommap_direct): where each shared mapping of the running
+%% engine lies, {H, Mode, Atomics}; owned by the engine server, so it goes
+%% with its engine's handles.
+-define(REGIONS, iommap_regions).
+%% The descriptor each reading process holds on /proc/<engine>/mem:
+%% {Pid, EnginePort, {fd, Fd} | {none, RetryAt}}. Owned by iommap_sup, like
+%% ?STAGES, so a process's row outlives the engine it came from.
+-define(READERS, iommap_readers).
+-define(PROTOCOL_VERSION, 8).

@@ -23,11 +23,16 @@ start_link() ->
 %% tried again after each back-off, with an error logged each time.
 %%
 %% The stage table is this process's too: a process's stage must outlive the
-%% engine it came from, until the process closes it (iommap_client).
+%% engine it came from, until the process closes it (iommap_client). So is
+%% the table of direct readers' descriptors, for the same reason
+%% (iommap_direct).
 init([]) ->
     ?RESTARTS = ets:new(?RESTARTS, [named_table, public, set]),
     ?STAGES = ets:new(?STAGES, [named_table, public, set,
                                 {read_concurrency, true}, {write_concurrency, true}]),
+    %% written only when a process opens its descriptor; its size is the
+    %% node's bound, so one exact counter (no write_concurrency)
+    ?READERS = ets:new(?READERS, [named_table, public, set, {read_concurrency, true}]),
     Engine = #{id => iommap_engine,
                start => {iommap_engine, start_link, []},
                restart => permanent,

@@ -54,8 +54,8 @@ requests_on_a_handle_are_in_wire_order_test() ->
 %% The server's own requests name no handle first.
 server_requests_are_in_wire_order_test() ->
     ?assertEqual(term_to_binary({1, hello}), iommap_codec:encode(1, {hello})),
-    ?assertEqual(term_to_binary({7, open, <<"/tmp/x">>, read, shared, undefined, [create]}),
-                 iommap_codec:encode(7, {open, <<"/tmp/x">>, read, shared, undefined, [create]})),
+    ?assertEqual(term_to_binary({7, open, <<"/tmp/x">>, read, shared, undefined, 8#600, [create]}),
+                 iommap_codec:encode(7, {open, <<"/tmp/x">>, read, shared, undefined, 8#600, [create]})),
     ?assertEqual(term_to_binary({8, close, 3}), iommap_codec:encode(8, {close, 3})),
     ?assertEqual(term_to_binary({9, stage_open}), iommap_codec:encode(9, {stage_open})),
     ?assertEqual(term_to_binary({10, stage_close, 4}), iommap_codec:encode(10, {stage_close, 4})).

@@ -15,7 +15,7 @@ all() -> [bad_values_fail_the_start_by_name, engine_path_can_be_moved,
 end_per_testcase(_, _) ->
     _ = application:stop(iommap),
     [application:unset_env(iommap, K) || K <- [engine_path, spin_us, pipe_size, engine_threads,
-                                               stage_min, stage_max, stage_kind, wait_spin]],
+                                               stage_min, stage_max, stage_kind]],
     application:load(iommap),
     [application:set_env(iommap, K, V) || {K, V} <- [{spin_us, 50}, {pipe_size, 1048576}, {engine_threads, 1},
                                                      {stage_min, 131072}, {stage_max, 64}]],
@@ -30,8 +30,7 @@ restart_with(Env) ->
 bad_values_fail_the_start_by_name(_Config) ->
     Cases = [{spin_us, -3}, {spin_us, fast}, {pipe_size, -1}, {engine_threads, 0},
              {engine_threads, "2"}, {engine_path, 42}, {stage_min, 0}, {stage_min, never},
-             {stage_max, -1}, {stage_max, 1.5}, {stage_kind, shm}, {stage_kind, "file"},
-             {wait_spin, -1}, {wait_spin, forever}],
+             {stage_max, -1}, {stage_max, 1.5}, {stage_kind, shm}, {stage_kind, "file"}],
     [begin
          end_per_testcase(x, x),
          {error, {iommap, Why}} = restart_with([{K, V}]),
@@ -44,8 +43,7 @@ bad_values_fail_the_start_by_name(_Config) ->
          end_per_testcase(x, x),
          {ok, _} = restart_with([{K, V}])
      end || {K, V} <- [{stage_min, infinity}, {stage_min, 1}, {stage_max, 0},
-                       {stage_kind, memfd}, {stage_kind, file}, {stage_kind, none},
-                       {wait_spin, 0}]].
+                       {stage_kind, memfd}, {stage_kind, file}, {stage_kind, none}]].
 
 engine_path_can_be_moved(Config) ->
     Src = filename:join(code:priv_dir(iommap), "iommap_port"),

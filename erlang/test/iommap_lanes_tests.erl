@@ -3,7 +3,9 @@
 %% runs EUnit a second time with -iommap lanes 4); these are the lanes' own
 %% cases: that calls do take them, that the engine dying or callers dying
 %% never leaves a caller hanging or a stale reply in a lane, and that the
-%% pool stays bounded.
+%% pool stays bounded. They run with direct reads off, so that their reads
+%% go to the engine (a direct read takes no lane), but for the one case
+%% that checks direct reads come first.
 -module(iommap_lanes_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -21,10 +23,11 @@ lanes_test_() ->
         fun the_engine_killed_during_polled_calls/1,
         fun callers_killed_mid_call_never_leave_a_stale_reply/1,
         fun the_pool_stays_bounded_under_1000_callers/1,
-        fun a_purge_of_the_module_and_erase_leak_no_lane/1])}.
+        fun a_purge_of_the_module_and_erase_leak_no_lane/1,
+        fun direct_reads_come_first/1])}.
 
 with_lanes(N, F) ->
-    iommap_test_lib:with_env(lanes, N, F).
+    iommap_test_lib:with_env(direct_reads, false, fun() -> iommap_test_lib:with_env(lanes, N, F) end).
 
 %% The pool opens just after the engine is up (the engine is asked for its
 %% socket, then the lanes connect).
@@ -215,5 +218,21 @@ a_purge_of_the_module_and_erase_leak_no_lane(Dir) ->
         [exit(C, kill) || C <- Callers],
         iommap_test_lib:wait_until(fun() -> maps:get(free, iommap_lanes:info(pool())) =:= ?LANES end),
         [true = right(H, W) || W <- lists:seq(0, 63)],
+        ok = iommap:close(H)
+    end).
+
+%% With direct reads on (their default), a pread of a shared mapping is
+%% read in the caller and sends nothing on a lane; an atomic still does.
+direct_reads_come_first(Dir) ->
+    iommap_test_lib:with_env(lanes, ?LANES, fun() ->
+        Pool = pool(),
+        {ok, H} = iommap:open(numbered(Dir, 64), read_write, []),
+        #{sent := Sent0} = iommap_lanes:info(Pool),
+        [true = right(H, W) || W <- lists:seq(0, 63)],
+        #{sent := Sent1} = iommap_lanes:info(Pool),
+        ?assertEqual(0, Sent1 - Sent0),
+        ?assertEqual({ok, 0}, iommap:add(H, 0, 1)),
+        #{sent := Sent2, free := ?LANES} = iommap_lanes:info(Pool),
+        ?assertEqual(1, Sent2 - Sent1),
         ok = iommap:close(H)
     end).

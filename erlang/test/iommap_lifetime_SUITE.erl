@@ -4,15 +4,14 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, init_per_testcase/2, end_per_testcase/2]).
--export([engine_death_wakes_a_yielding_caller/1, owner_death_closes_handles/1, controlling_process_hands_over/1,
+-export([engine_death_wakes_a_waiting_caller/1, owner_death_closes_handles/1, controlling_process_hands_over/1,
          engine_kill_loses_no_acknowledged_write/1, engine_kill_repeated/1,
          many_processes_at_once/1, close_races_with_calls/1,
          reload_and_purge_with_handles_in_use/1, works_with_no_start_call/1,
          disk_full_is_enospc_not_sigbus/1, truncation_storm/1,
          atomics_across_os_processes/1, engine_kill_during_staged_writes/1,
          stage_is_replaced_after_engine_restart/1, stage_max_bounds_the_stages/1,
-         stage_outlives_its_engine_until_its_process_acts/1, restart_backoff_blocks_nobody/1,
-         a_high_priority_caller_does_not_spin/1, one_caller_spins_at_a_time/1]).
+         stage_outlives_its_engine_until_its_process_acts/1, restart_backoff_blocks_nobody/1]).
 
 all() ->
     [works_with_no_start_call, owner_death_closes_handles, controlling_process_hands_over,
@@ -21,8 +20,7 @@ all() ->
      engine_kill_loses_no_acknowledged_write, engine_kill_repeated,
      engine_kill_during_staged_writes, stage_is_replaced_after_engine_restart,
      stage_outlives_its_engine_until_its_process_acts,
-     stage_max_bounds_the_stages, engine_death_wakes_a_yielding_caller,
-     a_high_priority_caller_does_not_spin, one_caller_spins_at_a_time,
+     stage_max_bounds_the_stages, engine_death_wakes_a_waiting_caller,
      restart_backoff_blocks_nobody].
 
 init_per_testcase(_, Config) ->
@@ -184,70 +182,76 @@ engine_kill_during_staged_writes(Config) ->
 %% A process's stage belongs to one engine: after a restart the process
 %% gets a new one from the new engine, and the old one is closed.
 stage_is_replaced_after_engine_restart(Config) ->
-    Min = stage_min(),
-    P = file_of(Config, "restage", 4 * Min),
-    {ok, H} = iommap:open(P, read_write, []),
-    Data = crypto:strong_rand_bytes(Min),
-    ok = iommap:pwrite(H, Min, Data),
-    {Port1, {stage, _, Fd1}} = iommap_client:stage_get(self()),
-    {ok, #{os_pid := OsPid, stages := 1}} = iommap:engine_info(),
-    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-    ?assertEqual({error, closed}, iommap:pread(H, 0, Min)),
-    iommap_test_lib:wait_until(fun() -> case iommap:engine_info() of
-                            {ok, #{os_pid := New}} -> New =/= OsPid;
-                            _ -> false
-                        end end),
-    {ok, H2} = iommap:open(P, read_write, []),
-    ?assert({ok, Data} =:= iommap:pread(H2, Min, Min)),
-    {Port2, {stage, _, _}} = iommap_client:stage_get(self()),
-    ?assertNotEqual(Port1, Port2),
-    ?assertMatch({error, _}, file:pread(Fd1, 0, 1)), % closed on the way
-    {ok, #{stages := 1}} = iommap:engine_info(),
-    ok = iommap:close(H2).
+    %% reads of shared mappings go direct, not through a stage
+    iommap_test_lib:with_env(direct_reads, false, fun() ->
+        Min = stage_min(),
+        P = file_of(Config, "restage", 4 * Min),
+        {ok, H} = iommap:open(P, read_write, []),
+        Data = crypto:strong_rand_bytes(Min),
+        ok = iommap:pwrite(H, Min, Data),
+        {Port1, {stage, _, Fd1}} = iommap_client:stage_get(self()),
+        {ok, #{os_pid := OsPid, stages := 1}} = iommap:engine_info(),
+        os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+        ?assertEqual({error, closed}, iommap:pread(H, 0, Min)),
+        iommap_test_lib:wait_until(fun() -> case iommap:engine_info() of
+                                {ok, #{os_pid := New}} -> New =/= OsPid;
+                                _ -> false
+                            end end),
+        {ok, H2} = iommap:open(P, read_write, []),
+        ?assert({ok, Data} =:= iommap:pread(H2, Min, Min)),
+        {Port2, {stage, _, _}} = iommap_client:stage_get(self()),
+        ?assertNotEqual(Port1, Port2),
+        ?assertMatch({error, _}, file:pread(Fd1, 0, 1)), % closed on the way
+        {ok, #{stages := 1}} = iommap:engine_info(),
+        ok = iommap:close(H2)
+    end).
 
 %% An idle process keeps its stage of an engine that was killed (the VM
 %% closes a raw file only for its owner): it closes it at its next bulk
 %% call, before it opens one of the new engine, so its descriptors do not
 %% grow; a process that exits instead leaves no row behind.
 stage_outlives_its_engine_until_its_process_acts(Config) ->
-    Min = stage_min(),
-    P = file_of(Config, "outlive", 2 * Min),
-    {ok, H} = iommap:open(P, read, []),
-    Acting = spawn_link(fun bulk_reader/0),
-    Leaving = spawn_link(fun bulk_reader/0),
-    [?assertMatch({ok, _}, bulk_read(Pid, H, Min)) || Pid <- [Acting, Leaving]],
-    {Port1, {stage, _, Fd1}} = iommap_client:stage_get(Acting),
-    {Port1, {stage, _, _}} = iommap_client:stage_get(Leaving),
-    VmFds = iommap_test_lib:fds(list_to_integer(os:getpid())),
-    OsPid = iommap_test_lib:engine_os_pid(),
-    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-    iommap_test_lib:wait_until(fun() -> new_engine(OsPid) end),
-    {ok, #{stages := 0}} = iommap:engine_info(),
-    %% idle, both still hold their stage of the dead engine
-    ?assertEqual({Port1, {stage, Fd1}}, stage_fd(Acting)),
-    ?assertMatch({Port1, {stage, _, _}}, iommap_client:stage_get(Leaving)),
-    %% a call on a handle of the dead engine touches no stage
-    ?assertEqual({error, closed}, bulk_read(Acting, H, Min)),
-    ?assertEqual({Port1, {stage, Fd1}}, stage_fd(Acting)),
-    %% a bulk call on the new engine closes the old stage, then opens one
-    {ok, H2} = iommap:open(P, read, []),
-    ?assertMatch({ok, _}, bulk_read(Acting, H2, Min)),
-    {Port2, {stage, _, _}} = iommap_client:stage_get(Acting),
-    ?assertNotEqual(Port1, Port2),
-    ?assertMatch({error, _}, in(Acting, fun() -> file:pread(Fd1, 0, 1) end)),
-    ?assertEqual(VmFds, iommap_test_lib:fds(list_to_integer(os:getpid()))),
-    {ok, #{stages := 1}} = iommap:engine_info(),
-    %% one that exits instead leaves no row behind
-    Ref = monitor(process, Leaving),
-    unlink(Leaving),
-    exit(Leaving, kill),
-    receive {'DOWN', Ref, process, Leaving, _} -> ok end,
-    iommap_test_lib:wait_until(fun() -> iommap_client:stage_get(Leaving) =:= undefined end),
-    unlink(Acting),
-    exit(Acting, kill),
-    iommap_test_lib:wait_until(fun() -> iommap_client:stage_get(Acting) =:= undefined end),
-    {ok, #{stages := 0}} = iommap:engine_info(),
-    ok = iommap:close(H2).
+    %% reads of shared mappings go direct, not through a stage
+    iommap_test_lib:with_env(direct_reads, false, fun() ->
+        Min = stage_min(),
+        P = file_of(Config, "outlive", 2 * Min),
+        {ok, H} = iommap:open(P, read, []),
+        Acting = spawn_link(fun bulk_reader/0),
+        Leaving = spawn_link(fun bulk_reader/0),
+        [?assertMatch({ok, _}, bulk_read(Pid, H, Min)) || Pid <- [Acting, Leaving]],
+        {Port1, {stage, _, Fd1}} = iommap_client:stage_get(Acting),
+        {Port1, {stage, _, _}} = iommap_client:stage_get(Leaving),
+        VmFds = iommap_test_lib:fds(list_to_integer(os:getpid())),
+        OsPid = iommap_test_lib:engine_os_pid(),
+        os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+        iommap_test_lib:wait_until(fun() -> new_engine(OsPid) end),
+        {ok, #{stages := 0}} = iommap:engine_info(),
+        %% idle, both still hold their stage of the dead engine
+        ?assertEqual({Port1, {stage, Fd1}}, stage_fd(Acting)),
+        ?assertMatch({Port1, {stage, _, _}}, iommap_client:stage_get(Leaving)),
+        %% a call on a handle of the dead engine touches no stage
+        ?assertEqual({error, closed}, bulk_read(Acting, H, Min)),
+        ?assertEqual({Port1, {stage, Fd1}}, stage_fd(Acting)),
+        %% a bulk call on the new engine closes the old stage, then opens one
+        {ok, H2} = iommap:open(P, read, []),
+        ?assertMatch({ok, _}, bulk_read(Acting, H2, Min)),
+        {Port2, {stage, _, _}} = iommap_client:stage_get(Acting),
+        ?assertNotEqual(Port1, Port2),
+        ?assertMatch({error, _}, in(Acting, fun() -> file:pread(Fd1, 0, 1) end)),
+        ?assertEqual(VmFds, iommap_test_lib:fds(list_to_integer(os:getpid()))),
+        {ok, #{stages := 1}} = iommap:engine_info(),
+        %% one that exits instead leaves no row behind
+        Ref = monitor(process, Leaving),
+        unlink(Leaving),
+        exit(Leaving, kill),
+        receive {'DOWN', Ref, process, Leaving, _} -> ok end,
+        iommap_test_lib:wait_until(fun() -> iommap_client:stage_get(Leaving) =:= undefined end),
+        unlink(Acting),
+        exit(Acting, kill),
+        iommap_test_lib:wait_until(fun() -> iommap_client:stage_get(Acting) =:= undefined end),
+        {ok, #{stages := 0}} = iommap:engine_info(),
+        ok = iommap:close(H2)
+    end).
 
 %% A process that reads through its stage when asked, and runs funs.
 bulk_reader() ->
@@ -279,7 +283,10 @@ new_engine(Old) ->
 %% the process and in the engine); the others use the pipe, with the same
 %% answers, and get a stage after one is given back.
 stage_max_bounds_the_stages(Config) ->
-    iommap_test_lib:with_env(stage_max, 2, fun() -> stage_max(Config) end).
+    %% reads of shared mappings go direct, not through a stage
+    iommap_test_lib:with_env(direct_reads, false, fun() ->
+        iommap_test_lib:with_env(stage_max, 2, fun() -> stage_max(Config) end)
+    end).
 
 stage_max(Config) ->
     Min = stage_min(),
@@ -467,7 +474,7 @@ atomics_across_os_processes(Config) ->
                    true = port_command(Port, term_to_binary(Req)),
                    receive {Port, {data, B}} -> binary_to_term(B) after 5000 -> ct:fail(no_reply) end
            end,
-    {1, {ok, HId}} = Call({1, open, list_to_binary(P), read_write, shared, undefined, []}),
+    {1, {ok, HId}} = Call({1, open, list_to_binary(P), read_write, shared, undefined, undefined, []}),
     N = 20000, Batch = 500,
     Self = self(),
     Other = spawn_link(fun() ->
@@ -490,27 +497,22 @@ atomics_across_os_processes(Config) ->
     catch port_close(Port), % closed already if its owner, Other, has exited
     ok = iommap:close(H).
 
-%% A caller of a long request yields for its reply before it blocks
-%% (wait_spin). An engine that dies while it yields still wakes it at once
-%% with {error, closed}: here the yielding would last far longer than the
-%% test (10^9 yields) if only the reply could end it.
-engine_death_wakes_a_yielding_caller(Config) ->
-    iommap_test_lib:with_env(wait_spin, 1000000000, fun() -> yielding_caller(Config) end).
-
-yielding_caller(Config) ->
-    P = file_of(Config, "yield", 4096),
+%% A caller waits for its reply blocked on an alias of a monitor on the
+%% engine server, so an engine that dies while requests are in flight wakes
+%% every caller at once with {error, closed}.
+engine_death_wakes_a_waiting_caller(Config) ->
+    P = file_of(Config, "waiting", 4096),
     {ok, H} = iommap:open(P, read_write, []),
-    %% a long request is answered while the caller yields, as it should be
     ?assertEqual(ok, iommap:pwrite_many(H, [{0, <<"ab">>}, {100, <<"cd">>}])),
     ?assertEqual({ok, [<<"ab">>, <<"cd">>]}, iommap:pread_many(H, [{0, 2}, {100, 2}])),
     OsPid = iommap_test_lib:engine_os_pid(),
     os:cmd("kill -STOP " ++ integer_to_list(OsPid)),
     try
-        Caller = long_caller(H, normal),
-        in_flight(1), % it has sent
-        ?assert(spinning(Caller)),
+        Callers = [long_caller(H, Prio) || Prio <- [normal, high, low]],
+        in_flight(3), % they have sent
+        [?assertEqual({status, waiting}, erlang:process_info(Pid, status)) || {Pid, _} <- Callers],
         os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-        ?assertEqual({error, closed}, answer(Caller))
+        [?assertEqual({error, closed}, answer(C)) || C <- Callers]
     after
         os:cmd("kill -CONT " ++ integer_to_list(OsPid)) % if a check above failed
     end.
@@ -560,77 +562,6 @@ kill_into_backoff() ->
     receive {'DOWN', Ref, process, Server, _} -> ok end,
     iommap_test_lib:wait_until(fun() -> is_pid(whereis(iommap_engine)) end).
 
-%% A caller of priority high or max blocks at once for its reply: its
-%% yields would let only processes of its priority run, so spinning kept
-%% the reply router (normal) off its scheduler. Here the engine is stopped
-%% and wait_spin huge, so a spinner would still spin at the end. (One
-%% caller at a time: two high ones that spun would take both schedulers of
-%% a 2-core machine from this test.)
-a_high_priority_caller_does_not_spin(Config) ->
-    with_stopped_engine(file_of(Config, "high", 4096), fun high_caller/2).
-
-high_caller(H, OsPid) ->
-    High = long_caller(H, high),
-    in_flight(1),
-    iommap_test_lib:wait_until(fun() -> not spinning(High) end, 100),
-    Max = long_caller(H, max),
-    in_flight(2),
-    iommap_test_lib:wait_until(fun() -> not spinning(Max) end, 100),
-    Normal = long_caller(H, normal),
-    in_flight(3),
-    ?assert(spinning(Normal)),
-    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-    [?assertEqual({error, closed}, answer(C)) || C <- [High, Max, Normal]].
-
-%% At most one caller of the node yields for its reply at a time; the
-%% others block. Its token is given back when it has its answer, and taken
-%% as given back when it was killed while it spun.
-one_caller_spins_at_a_time(Config) ->
-    with_stopped_engine(file_of(Config, "spinners", 4096), fun one_spinner/2).
-
-one_spinner(H, OsPid) ->
-    Callers = [long_caller(H, normal) || _ <- lists:seq(1, 3)],
-    in_flight(3),
-    iommap_test_lib:wait_until(fun() -> length(spinners(Callers)) =:= 1 end, 100),
-    [First] = spinners(Callers),
-    %% answered, it gives the token back: the next caller spins
-    os:cmd("kill -CONT " ++ integer_to_list(OsPid)),
-    [?assertEqual({ok, [<<0, 0>>]}, answer(C)) || C <- Callers],
-    os:cmd("kill -STOP " ++ integer_to_list(OsPid)),
-    Second = long_caller(H, normal),
-    in_flight(1),
-    ?assert(spinning(Second)),
-    Third = long_caller(H, normal),
-    in_flight(2),
-    iommap_test_lib:wait_until(fun() -> not spinning(Third) end, 100),
-    %% killed while it spins, it cannot give the token back: a caller that
-    %% comes after the token's stale time (50 ms) spins all the same
-    {Pid, _} = Second,
-    exit(Pid, kill),
-    ?assertEqual(killed, answer(Second)),
-    timer:sleep(60), % the stale time is a time, not an event to wait for
-    Fourth = long_caller(H, normal),
-    in_flight(2),
-    ?assert(spinning(Fourth)),
-    ?assertNotEqual(First, Fourth),
-    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-    [?assertEqual({error, closed}, answer(C)) || C <- [Third, Fourth]].
-
-%% Runs F(H, OsPid), H a handle on file P, with wait_spin huge and the
-%% engine stopped (SIGSTOP), so that requests stay in flight and their
-%% callers wait as long as the test needs. The engine is let go on at the
-%% end, so that whatever happened it can see the end of its input and exit.
-with_stopped_engine(P, F) ->
-    iommap_test_lib:with_env(wait_spin, 1000000000,
-                             fun() ->
-                                     {ok, H} = iommap:open(P, read_write, []),
-                                     OsPid = iommap_test_lib:engine_os_pid(),
-                                     os:cmd("kill -STOP " ++ integer_to_list(OsPid)),
-                                     try F(H, OsPid)
-                                     after os:cmd("kill -CONT " ++ integer_to_list(OsPid))
-                                     end
-                             end).
-
 %% A process of priority Prio that waits for a long request's reply.
 long_caller(H, Prio) ->
     spawn_monitor(fun() ->
@@ -653,10 +584,3 @@ in_flight(N) ->
                                        R =:= N
                                end).
 
-%% A caller that yields for its reply is never suspended in receive.
-spinning({Pid, _}) ->
-    {status, S} = erlang:process_info(Pid, status),
-    S =/= waiting.
-
-spinners(Callers) ->
-    [C || C <- Callers, spinning(C)].

@@ -1,0 +1,419 @@
+%% Direct reads (iommap_direct, docs/API.md "Direct reads"): pread and
+%% region_binary of shared mappings on Linux served in the calling process
+%% through /proc/<engine>/mem. The same answers as the engine's, never a
+%% byte of a stale mapping, bounded descriptors, and nothing of a file held.
+-module(iommap_direct_tests).
+-include_lib("eunit/include/eunit.hrl").
+
+-define(PAGE, 4096).
+
+direct_test_() ->
+    case os:type() of
+        {unix, linux} ->
+            {setup,
+             fun() -> {ok, Apps} = application:ensure_all_started(iommap), Apps end,
+             fun(_) -> ok end,
+             {timeout, 300,
+              iommap_test_lib:in_tmp_dirs(
+                [fun same_answers_direct_and_through_the_engine/1,
+                 fun a_write_is_seen_at_once_by_another_process/1,
+                 fun a_renamed_or_unlinked_file_still_reads/1,
+                 fun reads_go_direct_and_not_when_turned_off/1,
+                 fun closed_handles_refuse_direct_reads/1,
+                 fun a_read_after_truncate_sees_the_new_size/1,
+                 fun readers_racing_truncates_never_see_a_wrong_byte/1,
+                 fun descriptors_stay_bounded_with_10000_readers/1,
+                 fun one_descriptor_for_many_handles_and_erase_loses_nothing/1,
+                 fun a_closed_and_deleted_file_is_held_by_nobody/1,
+                 fun an_old_descriptor_never_serves_a_new_engine/1,
+                 fun private_and_write_mode_handles/1])}};
+        _ ->
+            []
+    end.
+
+env_test() ->
+    _ = application:load(iommap),
+    try
+        [begin
+             ok = application:set_env(iommap, K, V),
+             ?assertMatch({error, {invalid_env, K, V, _}}, iommap_env:validate()),
+             application:unset_env(iommap, K)
+         end || {K, V} <- [{direct_reads, yes}, {direct_readers_max, -1}, {direct_readers_max, x}]]
+    after
+        application:unset_env(iommap, direct_reads),
+        application:unset_env(iommap, direct_readers_max)
+    end.
+
+%% Helpers
+
+on(F) -> iommap_test_lib:with_env(direct_reads, true, F).
+off(F) -> iommap_test_lib:with_env(direct_reads, false, F).
+
+%% A file of Words 8-byte words, word I holding Tag * 2^40 + I * 8 (its own
+%% offset): a read from anywhere else shows.
+pattern_file(Dir, Name, Tag, Bytes) ->
+    iommap_test_lib:file_in(Dir, Name, pattern(Tag, 0, Bytes)).
+
+pattern(Tag, Off, Bytes) ->
+    << <<(Tag bsl 40 + O):64/little>> || O <- lists:seq(Off, Off + Bytes - 8, 8) >>.
+
+%% Whether the calling process has read directly (it has a descriptor of
+%% the running engine).
+has_direct_fd() ->
+    case iommap_direct:reader(self()) of
+        {_, {fd, _}} -> true;
+        _ -> false
+    end.
+
+shrink(P, Size) ->
+    %% another OS process cuts the file under the mapping
+    "" = os:cmd("truncate -s " ++ integer_to_list(Size) ++ " '" ++ P ++ "'"),
+    ok.
+
+%% Tests
+
+%% A table of (shrunk to X, offset, length) read with direct reads on and
+%% off: the answers agree byte for byte, the partial last page reads zeros,
+%% a range past it is sigbus, bounds are the mapping's.
+same_answers_direct_and_through_the_engine(Dir) ->
+    Size = 4 * ?PAGE,
+    Shrinks = [none, 3 * ?PAGE, 2 * ?PAGE + 100, ?PAGE + 1, 1],
+    Ranges = [{0, 0}, {0, 1}, {0, 64}, {100, 4000}, {?PAGE - 8, 16}, {?PAGE, ?PAGE},
+              {2 * ?PAGE + 90, 20}, {2 * ?PAGE + 100, 10}, {2 * ?PAGE + 100, ?PAGE - 100},
+              {3 * ?PAGE - 1, 1}, {3 * ?PAGE - 1, 2}, {3 * ?PAGE, ?PAGE}, {Size - 1, 1},
+              {Size, 0}, {Size, 1}, {Size + 1, 0}, {0, Size}, {0, Size + 1}, {1 bsl 64, 0},
+              {?PAGE + 1, 0}, {?PAGE, 2}],
+    Run = fun(Tag) ->
+                  Answers = [answers(Dir, Tag, Size, Shrink, Ranges) || Shrink <- Shrinks],
+                  {Answers, has_direct_fd()}
+          end,
+    {Direct, true} = on(fun() -> Run(on) end),
+    {Engine, false} = off(fun() -> Run(off) end),
+    [?assertEqual({Shrink, E}, {Shrink, D}) || {Shrink, D, E} <- lists:zip3(Shrinks, Direct, Engine)],
+    %% and the table covers what it should
+    All = [R || {_, _, _, R} <- lists:append(Direct)],
+    ?assert(lists:member({error, sigbus}, All)),
+    ?assert(lists:member({error, out_of_bounds}, All)),
+    ?assert(lists:member({ok, <<0:(10 * 8)>>}, All)). % the partial last page
+
+answers(Dir, Tag, Size, Shrink, Ranges) ->
+    P = pattern_file(Dir, atom_to_list(Tag) ++ integer_to_list(erlang:unique_integer([positive])), 1, Size),
+    {ok, H} = iommap:open(P, read, []),
+    try
+        case Shrink of
+            none -> ok;
+            X -> shrink(P, X)
+        end,
+        [{Read, Off, Len, iommap:Read(H, Off, Len)} || {Off, Len} <- Ranges, Read <- [pread, region_binary]]
+    after
+        ok = iommap:close(H)
+    end.
+
+%% A write the engine has acknowledged is in the page that a direct read of
+%% another process reads, at once.
+a_write_is_seen_at_once_by_another_process(Dir) ->
+    on(fun() ->
+               P = iommap_test_lib:sparse_file_in(Dir, "w", ?PAGE),
+               {ok, H} = iommap:open(P, read_write, []),
+               Self = self(),
+               Reader = spawn_link(fun() -> reader_loop(H, Self) end),
+               [begin
+                    ok = iommap:pwrite(H, 8, <<I:64>>),
+                    Reader ! {read, I},
+                    receive {Reader, Got} -> ?assertEqual({ok, <<I:64>>}, Got) end
+                end || I <- lists:seq(1, 2000)],
+               Reader ! {direct, self()},
+               receive {Reader, Direct} -> ?assert(Direct) end,
+               ok = iommap:close(H)
+       end).
+
+reader_loop(H, Parent) ->
+    receive
+        {read, _} -> Parent ! {self(), iommap:pread(H, 8, 8)}, reader_loop(H, Parent);
+        {direct, Parent} -> Parent ! {self(), has_direct_fd()}
+    end.
+
+%% The mapping, not the path, is read.
+a_renamed_or_unlinked_file_still_reads(Dir) ->
+    on(fun() ->
+               P = pattern_file(Dir, "r", 7, 2 * ?PAGE),
+               {ok, H} = iommap:open(P, read, []),
+               P2 = P ++ ".renamed",
+               ok = file:rename(P, P2),
+               ?assertEqual({ok, pattern(7, ?PAGE, 64)}, iommap:pread(H, ?PAGE, 64)),
+               ok = file:delete(P2),
+               ?assertEqual({ok, pattern(7, 8, 8000)}, iommap:region_binary(H, 8, 8000)),
+               ?assert(has_direct_fd()),
+               ok = iommap:close(H)
+       end).
+
+%% With the engine stopped (SIGSTOP), a direct read still answers; with
+%% direct_reads false, it waits for the engine.
+reads_go_direct_and_not_when_turned_off(Dir) ->
+    P = pattern_file(Dir, "s", 3, ?PAGE),
+    Stopped = fun() ->
+                      {ok, H} = iommap:open(P, read, []),
+                      OsPid = integer_to_list(iommap_test_lib:engine_os_pid()),
+                      os:cmd("kill -STOP " ++ OsPid),
+                      try
+                          {Pid, Mon} = spawn_monitor(fun() -> exit({answer, iommap:pread(H, 64, 16)}) end),
+                          Answer = receive {'DOWN', Mon, _, _, {answer, A}} -> A after 1000 -> waiting end,
+                          os:cmd("kill -CONT " ++ OsPid),
+                          Late = case Answer of
+                                     waiting -> receive {'DOWN', Mon, _, _, {answer, A2}} -> A2 end;
+                                     _ -> Answer
+                                 end,
+                          ok = iommap:close(H),
+                          {Answer, Late, is_process_alive(Pid)}
+                      after
+                          os:cmd("kill -CONT " ++ OsPid)
+                      end
+              end,
+    ?assertEqual({{ok, pattern(3, 64, 16)}, {ok, pattern(3, 64, 16)}, false}, on(Stopped)),
+    ?assertEqual({waiting, {ok, pattern(3, 64, 16)}, false}, off(Stopped)).
+
+%% A handle closed (by close/1 or its owner's death) refuses direct reads,
+%% from any process, at once.
+closed_handles_refuse_direct_reads(Dir) ->
+    on(fun() ->
+               P = pattern_file(Dir, "c", 2, ?PAGE),
+               {ok, H} = iommap:open(P, read, []),
+               {ok, _} = iommap:pread(H, 0, 8),
+               ?assert(has_direct_fd()),
+               ok = iommap:close(H),
+               ?assertEqual({error, closed}, iommap:pread(H, 0, 8)),
+               ?assertEqual({error, closed}, iommap:region_binary(H, 0, 0)),
+               Self = self(),
+               Owner = spawn(fun() ->
+                                     {ok, H2} = iommap:open(P, read, []),
+                                     Self ! {h, H2},
+                                     receive stop -> ok end
+                             end),
+               H2 = receive {h, X} -> X end,
+               ?assertEqual({ok, pattern(2, 0, 8)}, iommap:pread(H2, 0, 8)),
+               Mon = monitor(process, Owner),
+               Owner ! stop,
+               receive {'DOWN', Mon, _, _, _} -> ok end,
+               iommap_test_lib:wait_until(fun() -> iommap:pread(H2, 0, 8) =:= {error, closed} end)
+       end).
+
+%% truncate/2 updates the size direct reads see before it returns.
+a_read_after_truncate_sees_the_new_size(Dir) ->
+    on(fun() ->
+               P = pattern_file(Dir, "t", 4, 2 * ?PAGE),
+               {ok, H} = iommap:open(P, read_write, []),
+               ?assertEqual({error, out_of_bounds}, iommap:pread(H, 2 * ?PAGE, 1)),
+               ok = iommap:truncate(H, 5 * ?PAGE),
+               ?assertEqual({ok, <<0:8, 0:8>>}, iommap:pread(H, 5 * ?PAGE - 2, 2)),
+               ?assertEqual({ok, pattern(4, ?PAGE, 8)}, iommap:pread(H, ?PAGE, 8)),
+               ?assertEqual({error, out_of_bounds}, iommap:pread(H, 5 * ?PAGE, 1)),
+               ok = iommap:truncate(H, 100),
+               ?assertEqual({error, out_of_bounds}, iommap:pread(H, 96, 8)),
+               ?assertEqual({ok, pattern(4, 88, 8)}, iommap:pread(H, 88, 8)),
+               {error, einval} = iommap:truncate(H, 0),
+               ?assertEqual({ok, pattern(4, 88, 8)}, iommap:pread(H, 88, 8)),
+               ?assert(has_direct_fd()),
+               ok = iommap:close(H)
+       end).
+
+%% Two files, each truncated back and forth by two processes at once (so
+%% old addresses are freed and reused, by the other file's mappings too),
+%% and readers of both: every word read in the part that always exists is
+%% that file's own word at that offset.
+readers_racing_truncates_never_see_a_wrong_byte(Dir) ->
+    on(fun() ->
+               Keep = 16 * ?PAGE,
+               Hs = [begin
+                         P = pattern_file(Dir, "race" ++ integer_to_list(Tag), Tag, Keep),
+                         {ok, H} = iommap:open(P, read_write, []),
+                         {Tag, H}
+                     end || Tag <- [1, 2]],
+               Stop = atomics:new(1, []),
+               Truncaters = [spawn_monitor(fun() -> truncate_loop(H, Keep, Stop, 0) end)
+                             || {_, H} <- Hs, _ <- [1, 2]],
+               Readers = [spawn_monitor(fun() -> read_loop(Tag, H, Keep, Stop, 0) end)
+                          || {Tag, H} <- Hs, _ <- [1, 2, 3]],
+               timer:sleep(3000),
+               atomics:put(Stop, 1, 1),
+               Counts = [receive {'DOWN', M, _, _, R} -> R end || {_, M} <- Truncaters ++ Readers],
+               {Ts, Rs} = lists:split(length(Truncaters), Counts),
+               [?assertMatch({truncated, N} when N > 10, T) || T <- Ts],
+               [?assertMatch({read, N, D} when N > 100 andalso D > 0, R) || R <- Rs],
+               [ok = iommap:close(H) || {_, H} <- Hs]
+       end).
+
+truncate_loop(H, Keep, Stop, N) ->
+    case atomics:get(Stop, 1) of
+        1 -> exit({truncated, N});
+        0 ->
+            ok = iommap:truncate(H, Keep + ?PAGE * rand:uniform(64)),
+            timer:sleep(rand:uniform(3) - 1), % room for direct reads between
+            truncate_loop(H, Keep, Stop, N + 1)
+    end.
+
+%% Reads until told to stop; exits with how many reads there were and how
+%% whether it read direct, or with the first wrong answer.
+read_loop(Tag, H, Keep, Stop, N) ->
+    case atomics:get(Stop, 1) of
+        1 -> exit({read, N, case has_direct_fd() of true -> 1; false -> 0 end});
+        0 ->
+            Off = 8 * (rand:uniform(Keep div 8 - 32) - 1),
+            Len = 8 * rand:uniform(32),
+            Want = {ok, pattern(Tag, Off, Len)},
+            case iommap:pread(H, Off, Len) of
+                Want -> ok;
+                Other -> exit({wrong, Tag, Off, Len, Other})
+            end,
+            read_loop(Tag, H, Keep, Stop, N + 1)
+    end.
+
+%% 10,000 processes read and stay alive: the VM holds at most
+%% direct_readers_max descriptors for them (the others read through the
+%% engine, with the same answers), and they all go when the processes exit.
+descriptors_stay_bounded_with_10000_readers(Dir) ->
+    Max = 100,
+    on(fun() -> iommap_test_lib:with_env(direct_readers_max, Max, fun() ->
+        P = pattern_file(Dir, "many", 5, ?PAGE),
+        {ok, H} = iommap:open(P, read, []),
+        VM = list_to_integer(os:getpid()),
+        Before = iommap_test_lib:fds(VM),
+        Self = self(),
+        Pids = [spawn(fun() ->
+                              R = iommap:pread(H, 800, 8),
+                              Self ! {self(), R, has_direct_fd()},
+                              receive stop -> ok end
+                      end) || _ <- lists:seq(1, 10000)],
+        Results = [receive {Pid, R, D} -> {R, D} end || Pid <- Pids],
+        ?assertEqual([{ok, pattern(5, 800, 8)}], lists:usort([R || {R, _} <- Results])),
+        Direct = length([x || {_, true} <- Results]),
+        Opened = iommap_test_lib:fds(VM) - Before,
+        %% never past the bound, even racing for its last places
+        ?assertMatch({true, _, _}, {Direct > 0 andalso Direct =< Max andalso Opened =< Max, Direct, Opened}),
+        [Pid ! stop || Pid <- Pids],
+        iommap_test_lib:wait_until(fun() -> ets:info(iommap_readers, size) =:= 0 end),
+        iommap_test_lib:wait_until(fun() -> iommap_test_lib:fds(VM) =< Before end),
+        ok = iommap:close(H)
+    end) end).
+
+%% One descriptor for any number of handles; erase() loses nothing (the
+%% row is in a table; the process dictionary holds only a bounded cache of
+%% it), and the descriptor goes when the process exits.
+one_descriptor_for_many_handles_and_erase_loses_nothing(Dir) ->
+    on(fun() ->
+               VM = list_to_integer(os:getpid()),
+               Hs = [begin
+                         {ok, H} = iommap:open(pattern_file(Dir, "h" ++ integer_to_list(I), I, ?PAGE), read, []),
+                         {I, H}
+                     end || I <- lists:seq(1, 70)],
+               Self = self(),
+               {Pid, Mon} = spawn_monitor(fun() ->
+                                                  F0 = iommap_test_lib:fds(VM),
+                                                  [{ok, _} = iommap:pread(H, 0, 8) || {_, H} <- Hs],
+                                                  {_, _, Cached} = get('$iommap_direct'),
+                                                  F1 = iommap_test_lib:fds(VM),
+                                                  Row = iommap_direct:reader(self()),
+                                                  [begin erase(), {ok, _} = iommap:pread(H, 8, 8) end || {_, H} <- Hs],
+                                                  Self ! {self(), F1 - F0, Row =:= iommap_direct:reader(self()),
+                                                          iommap_test_lib:fds(VM) - F1, get(), Row, Cached},
+                                                  receive stop -> ok end
+                                          end),
+               receive {Pid, Opened, Same, More, Dict, {_, {fd, Fd}}, Cached} ->
+                       ?assertEqual({1, true, 0}, {Opened, Same, More}),
+                       %% the dictionary holds only a cache: the same
+                       %% descriptor, and the regions of at most 64 handles
+                       %% (70 were read: it started again after 64)
+                       ?assertEqual(70 rem 64, map_size(Cached)),
+                       ?assertMatch([{'$iommap_direct', {_, Fd, #{}}}], Dict)
+               end,
+               Fds = iommap_test_lib:fds(VM),
+               Pid ! stop,
+               receive {'DOWN', Mon, _, _, _} -> ok end,
+               iommap_test_lib:wait_until(fun() -> iommap_direct:reader(Pid) =:= undefined end),
+               ?assertEqual(Fds - 1, iommap_test_lib:fds(VM)),
+               [ok = iommap:close(H) || {_, H} <- Hs]
+       end).
+
+%% Closing a handle unmaps it: once it is closed and its file deleted,
+%% nothing holds the file, though the process that read it lives on idle
+%% with its descriptor (which is on the engine's memory, not on the file).
+a_closed_and_deleted_file_is_held_by_nobody(Dir) ->
+    on(fun() ->
+               P = filename:join(Dir, "big"),
+               ok = file:write_file(P, binary:copy(<<1>>, 32 bsl 20)),
+               {ok, H} = iommap:open(P, read, [populate]),
+               Self = self(),
+               Idle = spawn(fun() ->
+                                    R = iommap:pread(H, 1 bsl 20, 1 bsl 20),
+                                    Self ! {self(), R, has_direct_fd()},
+                                    receive stop -> ok end
+                            end),
+               receive {Idle, R, D} -> ?assertEqual({{ok, binary:copy(<<1>>, 1 bsl 20)}, true}, {R, D}) end,
+               ok = iommap:close(H),
+               ok = file:delete(P),
+               Engine = iommap_test_lib:engine_os_pid(),
+               VM = list_to_integer(os:getpid()),
+               %% at once: no wait
+               ?assertEqual([], holders(filename:basename(P), [VM, Engine])),
+               Idle ! stop
+       end).
+
+%% Descriptors and mappings of these OS processes that name File.
+holders(File, OsPids) ->
+    [{Pid, What} || Pid <- OsPids,
+                    What <- fd_links(Pid) ++ maps(Pid),
+                    string:find(What, File) =/= nomatch].
+
+fd_links(Pid) ->
+    Dir = "/proc/" ++ integer_to_list(Pid) ++ "/fd",
+    {ok, Fds} = file:list_dir(Dir),
+    [L || Fd <- Fds, {ok, L} <- [file:read_link(filename:join(Dir, Fd))]].
+
+maps(Pid) ->
+    {ok, B} = file:read_file("/proc/" ++ integer_to_list(Pid) ++ "/maps"),
+    string:split(binary_to_list(B), "\n", all).
+
+%% The engine killed: its handles answer closed; a handle of the new engine
+%% is read through a new descriptor (the old one, on the dead engine's
+%% memory, is closed, never used).
+an_old_descriptor_never_serves_a_new_engine(Dir) ->
+    on(fun() ->
+               P1 = pattern_file(Dir, "e1", 1, ?PAGE),
+               P2 = pattern_file(Dir, "e2", 2, ?PAGE),
+               {ok, H1} = iommap:open(P1, read, []),
+               ?assertEqual({ok, pattern(1, 0, 64)}, iommap:pread(H1, 0, 64)),
+               {Port1, {fd, _}} = iommap_direct:reader(self()),
+               VM = list_to_integer(os:getpid()),
+               Fds = iommap_test_lib:fds(VM),
+               Old = iommap_test_lib:engine_os_pid(),
+               os:cmd("kill -9 " ++ integer_to_list(Old)),
+               iommap_test_lib:wait_until(fun() -> iommap:pread(H1, 0, 64) =:= {error, closed} end),
+               iommap_test_lib:wait_until(fun() ->
+                                                  case iommap_engine:os_pid() of
+                                                      {ok, New} -> New =/= Old;
+                                                      _ -> false
+                                                  end
+                                          end),
+               {ok, H2} = iommap:open(P2, read, []),
+               ?assertEqual({ok, pattern(2, 0, 64)}, iommap:pread(H2, 0, 64)),
+               {Port2, {fd, _}} = iommap_direct:reader(self()),
+               ?assertNotEqual(Port1, Port2),
+               ?assertEqual({error, closed}, iommap:pread(H1, 0, 64)),
+               ?assert(iommap_test_lib:fds(VM) =< Fds + 2), % the engine's new pipes, not our descriptor
+               ok = iommap:close(H2)
+       end).
+
+%% Private mappings are read through the engine; a write-mode handle is
+%% refused on this side, as the engine would.
+private_and_write_mode_handles(Dir) ->
+    on(fun() ->
+               P = pattern_file(Dir, "p", 6, ?PAGE),
+               {ok, H} = iommap:open(P, read_write, [private]),
+               ok = iommap:pwrite(H, 0, <<"mine">>),
+               ?assertEqual({ok, <<"mine">>}, iommap:pread(H, 0, 4)),
+               ?assertEqual(undefined, iommap_direct:reader(self())),
+               ok = iommap:close(H),
+               {ok, W} = iommap:open(P, write, []),
+               ?assertEqual({error, eacces}, iommap:pread(W, 0, 4)),
+               ?assertEqual({error, eacces}, iommap:region_binary(W, 1 bsl 64, 4)),
+               ok = iommap:close(W)
+       end).
