@@ -47,6 +47,12 @@ all_workloads() ->
      {"pwrite 4 KiB + sync", durable, 4096, 1}].
 
 main() ->
+    case os:getenv("BENCH_LANES_ONLY") of
+        "1" -> lanes_main();
+        _ -> main_all()
+    end.
+
+main_all() ->
     Rounds = env_int("BENCH_ROUNDS", 5),
     Ms = env_int("BENCH_MS", 300),
     Path = filename:join(os:getenv("TMPDIR", "/tmp"), "iommap-bench-" ++ os:getpid()),
@@ -76,6 +82,7 @@ main() ->
     report(Res),
     queue_section(Rounds, Ms),
     idle(Path),
+    lanes(Path, Rounds, Ms),
     ok = file:delete(Path).
 
 %% One measurement: ops/s of NProc processes doing Op for Ms milliseconds.
@@ -250,6 +257,53 @@ fmt(X) when X >= 1.0e4 -> io_lib:format("~.1fk", [X / 1000]);
 fmt(X) -> integer_to_list(round(X)).
 mbs(Ops, Size) -> integer_to_list(round(Ops * Size / 1.0e6)).
 env_int(K, D) -> case os:getenv(K) of false -> D; V -> list_to_integer(V) end.
+
+%% Lanes (issue 23): small calls on a lane against the same calls through
+%% the port, in this VM, in the same run. Each side gets a fresh engine
+%% (the application restarted with lanes = 0, or with lanes = BENCH_LANES,
+%% default 4); the sides alternate which goes first in each round.
+%% BENCH_LANES_ONLY=1 runs this section alone.
+lanes_main() ->
+    Path = filename:join(os:getenv("TMPDIR", "/tmp"), "iommap-bench-" ++ os:getpid()),
+    ok = file:write_file(Path, crypto:strong_rand_bytes(?FILE_SIZE)),
+    lanes(Path, env_int("BENCH_ROUNDS", 5), env_int("BENCH_MS", 300)),
+    ok = file:delete(Path).
+
+%% Its reads go through the engine (read_engine: direct reads off for the
+%% handle), as a lane carries only what goes to the engine.
+lanes(Path, Rounds, Ms) ->
+    N = env_int("BENCH_LANES", 4),
+    Ws = [{Name, Op, Size, C} || {Name, Op, Size} <- [{"pread 64 B", read_engine, 64}, {"pread 4 KiB", read_engine, 4096},
+                                                     {"pwrite 64 B", write, 64}, {"pwrite 4 KiB", write, 4096},
+                                                     {"add 8 B", add, 8}],
+                                  C <- [1, 2, 4, 8]],
+    io:format("~nlanes (~p in the pool) against the port, ~p schedulers, ~p rounds x ~p ms~n",
+              [N, erlang:system_info(schedulers_online), Rounds, Ms]),
+    Res = lists:foldl(
+            fun(R, Acc) ->
+                    Sides = case R rem 2 of 1 -> [port, lanes]; 0 -> [lanes, port] end,
+                    lists:foldl(fun(Side, A) ->
+                                        with_lanes(case Side of port -> 0; lanes -> N end),
+                                        lists:foldl(fun({Name, _, _, C} = W, A2) ->
+                                                            V = isolated(fun() -> point(iommap, W, Path, Ms) end),
+                                                            maps:update_with({Name, C, Side}, fun(L) -> [V | L] end, [V], A2)
+                                                    end, A, Ws)
+                                end, Acc, Sides)
+            end, #{}, lists:seq(1, Rounds)),
+    with_lanes(0),
+    io:format("~-14s ~7s ~12s ~12s ~7s ~9s~n", ["workload", "callers", "port op/s", "lanes op/s", "ratio", "spread"]),
+    [begin
+         P = maps:get({Name, C, port}, Res), L = maps:get({Name, C, lanes}, Res),
+         io:format("~-14s ~7w ~12s ~12s ~6.2fx ~4w/~w%~n",
+                   [Name, C, fmt(median(P)), fmt(median(L)), median(L) / median(P), spread(P), spread(L)])
+     end || {Name, _, _, C} <- Ws],
+    ok.
+
+with_lanes(N) ->
+    _ = application:stop(iommap),
+    ok = application:set_env(iommap, lanes, N),
+    {ok, _} = application:ensure_all_started(iommap),
+    timer:sleep(100). % the pool opens just after the engine is up
 
 %% ---------------------------------------------------------------------
 %% The persistent queue (iommap_queue). Push and pop of a 64 B record

@@ -37,11 +37,11 @@ func BenchmarkHandle(b *testing.B) {
 		frame := enc(b, c.req...)
 		b.Run(c.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				s.batch = s.batch[:0]
+				s.port.batch = s.port.batch[:0]
 				s.handle(frame)
 			}
-			if s.inFlight.Load() != 0 || len(s.batch) == 0 || s.batch[len(s.batch)-1] == 'r' {
-				b.Fatalf("not answered on the main loop, or an error: %q", s.batch)
+			if s.inFlight.Load() != 0 || len(s.port.batch) == 0 || s.port.batch[len(s.port.batch)-1] == 'r' {
+				b.Fatalf("not answered on the main loop, or an error: %q", s.port.batch)
 			}
 		})
 	}

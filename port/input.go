@@ -42,7 +42,14 @@ type Input struct {
 	skip      uint64 // bytes of an oversized frame still to throw away
 	// Busy tells whether goroutines are running requests (see spin).
 	Busy func() bool
+	// Limit, if not 0, is the longest frame this input accepts: a longer
+	// one is ErrFrameRefused, and the input is of no more use (a lane
+	// that sends one is closed; see lanes).
+	Limit uint32
 }
+
+// ErrFrameRefused: a frame longer than the input's Limit.
+var ErrFrameRefused = errors.New("port: frame longer than the input allows")
 
 // NewInput reads frames from fd, which the caller has made non-blocking.
 func NewInput(fd int, spin time.Duration) *Input {
@@ -66,6 +73,9 @@ func (in *Input) Frame() ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	n := binary.BigEndian.Uint32(in.buf[in.off:])
+	if in.Limit > 0 && n > in.Limit {
+		return nil, false, fmt.Errorf("%w: %d bytes", ErrFrameRefused, n)
+	}
 	if n > MaxFrame {
 		if in.have-in.off-4 < oversizeHead {
 			return nil, false, nil
@@ -86,18 +96,9 @@ func (in *Input) Frame() ([]byte, bool, error) {
 // Fill reads more input, making room first. It returns io.EOF when the
 // other end has closed.
 func (in *Input) Fill() error {
-	in.makeRoom()
 	for {
-		n, err := unix.Read(in.fd, in.buf[in.have:])
-		switch {
-		case err == nil && n == 0:
-			return io.EOF
-		case err == nil:
-			in.have += n
-			return nil
-		case err == unix.EINTR:
-			continue
-		case err != unix.EAGAIN:
+		got, err := in.ReadNow()
+		if got || err != nil {
 			return err
 		}
 		if !in.spin() {
@@ -107,6 +108,33 @@ func (in *Input) Fill() error {
 		}
 	}
 }
+
+// ReadNow reads what is there without waiting, making room first: it
+// tells whether it read anything, and gives io.EOF when the other end has
+// closed. The engine loop calls it for each descriptor poll found
+// readable (see lanes).
+func (in *Input) ReadNow() (bool, error) {
+	in.makeRoom()
+	for {
+		n, err := unix.Read(in.fd, in.buf[in.have:])
+		switch {
+		case err == nil && n == 0:
+			return false, io.EOF
+		case err == nil:
+			in.have += n
+			return true, nil
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false, nil
+		}
+		return false, err
+	}
+}
+
+// Buffered tells whether bytes are waiting in the buffer (a frame, or
+// part of one).
+func (in *Input) Buffered() bool { return in.have > in.off }
 
 const defaultInput = 256 << 10
 

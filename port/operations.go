@@ -45,6 +45,8 @@ var operations = []operation{
 	{name: "check", args: []argKind{argHandle, argAccess, argEnd}, run: withErr((*Server).check), fuzzable: true},
 	{name: "region", args: []argKind{argHandle}, run: (*Server).region, inline: always, fuzzable: true},
 	{name: "stats", run: (*Server).stats, fuzzable: true},
+	// Lanes (lane.go): the VM's OS pid, which alone may connect.
+	{name: "lanes", args: []argKind{argLen}, run: (*Server).openLanes, inline: always},
 	{name: "pread_many", args: []argKind{argHandle, argRanges}, run: (*Server).preadMany, inline: smallVector, fuzzable: true},
 	{name: "pwrite_many", args: []argKind{argHandle, argPieces}, run: withWait((*Server).pwriteMany), inline: smallVector, fuzzable: true},
 	{name: "add", args: []argKind{argHandle, argOff, argValue}, run: modify(mmap.RMWAdd), inline: always, fuzzable: true},

@@ -451,11 +451,11 @@ func TestSmallRequestsAllocateNothing(t *testing.T) {
 	} {
 		frame := enc(t, append([]interface{}{int32(1000)}, c.req...)...)
 		allocs := testing.AllocsPerRun(100, func() {
-			s.batch = s.batch[:0]
+			s.port.batch = s.port.batch[:0]
 			s.handle(frame)
 		})
-		if allocs != 0 || s.inFlight.Load() != 0 || bytes.Contains(s.batch, []byte("error")) {
-			t.Errorf("%s: %v allocations, in flight %d, reply %q", c.name, allocs, s.inFlight.Load(), s.batch)
+		if allocs != 0 || s.inFlight.Load() != 0 || bytes.Contains(s.port.batch, []byte("error")) {
+			t.Errorf("%s: %v allocations, in flight %d, reply %q", c.name, allocs, s.inFlight.Load(), s.port.batch)
 		}
 	}
 }

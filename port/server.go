@@ -22,7 +22,7 @@ var Version = "dev"
 
 // ProtocolVersion changes whenever a request or reply shape in PROTOCOL.md
 // does; the Erlang side refuses an engine with another one.
-const ProtocolVersion = 7
+const ProtocolVersion = 8
 
 // Config tunes the main loop.
 type Config struct {
@@ -54,11 +54,20 @@ type Server struct {
 	cfg      Config
 	reg      *mmap.Registry
 	stages   *mmap.Stages
-	in       *Input
-	out      *Output
-	batch    []byte // replies of the main loop not yet written
+	port     conn  // stdin and stdout: the control lane, and every call's fallback
+	cur      *conn // the connection whose frame is being handled
+	lanes    *lanes
 	wg       sync.WaitGroup
 	inFlight atomic.Int64
+}
+
+// conn is one stream of frames the main loop serves: the port, or a lane.
+// Its replies are answered on it: those of the main loop gather in batch,
+// those of goroutines are written to out directly.
+type conn struct {
+	in    *Input
+	out   *Output
+	batch []byte // replies of the main loop not yet written
 }
 
 // NewServer serves the {packet,4} stream on inFd (non-blocking) and outFd.
@@ -67,12 +76,15 @@ func NewServer(cfg Config, inFd, outFd int) *Server {
 		cfg:    cfg,
 		reg:    mmap.NewRegistry(),
 		stages: mmap.NewStagesOf(cfg.Stages),
-		in:     NewInput(inFd, cfg.Spin),
-		out:    NewOutput(outFd),
+		port:   conn{in: NewInput(inFd, cfg.Spin), out: NewOutput(outFd)},
 	}
-	s.in.Busy = func() bool { return s.inFlight.Load() > 0 }
+	s.cur = &s.port
+	s.port.in.Busy = s.busy
 	return s
 }
+
+// busy tells whether goroutines are running requests.
+func (s *Server) busy() bool { return s.inFlight.Load() > 0 }
 
 // Serve runs until the input ends. Requests already started get up to
 // ExitGrace to finish, then every mapping is closed (or, if some are still
@@ -80,6 +92,10 @@ func NewServer(cfg Config, inFd, outFd int) *Server {
 // nil.
 func (s *Server) Serve() error {
 	err := s.loop()
+	// The VM is gone: nobody is left to use the lanes. They are closed
+	// after the mappings, which the VM may be waiting to see gone (a
+	// delete_on_close file at application stop).
+	defer s.lanes.close()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -100,22 +116,48 @@ func (s *Server) Serve() error {
 
 // loop is the data path: read a frame, handle it (decode, then run it here
 // or on a goroutine), and write the replies. Replies of the main loop
-// gather in one batch, written when no complete frame is left to read (or
-// at flushAt), so with many callers one write carries many replies.
+// gather in one batch per connection, written when no complete frame is
+// left to read (or at flushAt), so with many callers one write carries
+// many replies. Once lanes are open, the same goroutine serves them too,
+// and waits for input on all the connections at once (see lanes.wait).
 func (s *Server) loop() error {
 	for {
-		f, err := s.readFrame()
-		if errors.Is(err, ErrFrameTooLarge) {
-			// Only its head was read: answer it, the rest is skipped.
-			s.batch = appendError(s.batch, peekID(f), "enomem")
-			continue
+		if err := s.serve(&s.port); err != nil {
+			return err
+		}
+		s.lanes.serve(s)
+		if err := s.port.flush(); err != nil {
+			return err
+		}
+		var err error
+		if s.lanes == nil {
+			err = s.port.in.Fill()
+		} else {
+			err = s.lanes.wait(s)
 		}
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// serve handles the frames of c that are already read.
+func (s *Server) serve(c *conn) error {
+	s.cur = c
+	defer func() { s.cur = &s.port }()
+	for {
+		f, ok, err := c.in.Frame()
+		if errors.Is(err, ErrFrameTooLarge) {
+			// Only its head was read: answer it, the rest is skipped.
+			c.batch = appendError(c.batch, peekID(f), "enomem")
+			continue
+		}
+		if err != nil || !ok {
+			return err
+		}
 		s.handle(f)
-		if len(s.batch) >= flushAt {
-			if err := s.flush(); err != nil {
+		if len(c.batch) >= flushAt {
+			if err := c.flush(); err != nil {
 				return err
 			}
 		}
@@ -131,35 +173,18 @@ func (s *Server) handle(f []byte) {
 	case errors.Is(err, errLongList):
 		s.decodeAside(f)
 	case err != nil:
-		s.batch = appendError(s.batch, req.id, "badarg")
+		s.cur.batch = appendError(s.cur.batch, req.id, "badarg")
 	default:
 		s.dispatch(req)
 	}
 }
 
-// readFrame gives the next frame; before it waits for more input, it
-// writes the replies gathered so far.
-func (s *Server) readFrame() ([]byte, error) {
-	for {
-		f, ok, err := s.in.Frame()
-		if ok || err != nil {
-			return f, err
-		}
-		if err := s.flush(); err != nil {
-			return nil, err
-		}
-		if err := s.in.Fill(); err != nil {
-			return nil, err
-		}
-	}
-}
-
-func (s *Server) flush() error {
-	if len(s.batch) == 0 {
+func (c *conn) flush() error {
+	if len(c.batch) == 0 {
 		return nil
 	}
-	err := s.out.Write(s.batch)
-	s.batch = s.batch[:0]
+	err := c.out.Write(c.batch)
+	c.batch = c.batch[:0]
 	return err
 }
 
@@ -167,9 +192,9 @@ func (s *Server) flush() error {
 // handle's lock is free; otherwise it hands it to a goroutine.
 func (s *Server) dispatch(req request) {
 	if s.inline(req) {
-		b, busy := s.run(req, s.batch, false)
+		b, busy := s.run(req, s.cur.batch, false)
 		if !busy {
-			s.batch = b
+			s.cur.batch = b
 			return
 		}
 	}
@@ -199,15 +224,18 @@ func (s *Server) decodeAside(f []byte) {
 	})
 }
 
-// spawn runs work on its own goroutine and writes the reply it returns.
+// spawn runs work on its own goroutine and writes the reply it returns on
+// the connection the request came from.
 func (s *Server) spawn(work func() []byte) {
+	out := s.cur.out
 	s.inFlight.Add(1)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer s.inFlight.Add(-1)
-		// An error here means the Erlang side is gone; the main loop sees
-		// the same on its next read or write and ends the engine.
-		_ = s.out.Write(work())
+		// An error here means the Erlang side is gone (or, on a lane, that
+		// the lane was closed); the main loop sees the same on its next
+		// read or write and ends the engine (or drops the lane).
+		_ = out.Write(work())
 	}()
 }

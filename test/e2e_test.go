@@ -7,10 +7,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
@@ -120,7 +122,7 @@ func TestSessionThroughTheRealBinary(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "data")
 	hello := p.call(1, atom("hello")).(erlang.OtpErlangTuple)
 	expect(t, "hello", hello[0], atom("ok"))
-	expect(t, "protocol", hello[1].(erlang.OtpErlangTuple)[0], uint8(7))
+	expect(t, "protocol", hello[1].(erlang.OtpErlangTuple)[0], uint8(8))
 
 	flags := erlang.OtpErlangList{Value: []interface{}{atom("create")}}
 	res := p.call(2, atom("open"), bin(path), atom("read_write"), atom("shared"), 4096, nil, flags)
@@ -392,5 +394,32 @@ func TestFileStagesThroughTheRealBinary(t *testing.T) {
 	p.cmd.Wait()
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("the stage directory outlived the engine: %v", err)
+	}
+}
+
+// Lanes through the real binary: the socket it names serves this process
+// (the "VM" here), and the directory goes when the engine ends.
+func TestLaneThroughTheRealBinary(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("lanes are Linux only")
+	}
+	p := start(t)
+	res := p.call(1, atom("lanes"), os.Getpid()).(erlang.OtpErlangTuple)
+	expect(t, "lanes", res[0], atom("ok"))
+	path := string(res[1].(erlang.OtpErlangBinary).Value)
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	lane := &proc{t: t, cmd: p.cmd, in: c, out: c}
+	expect(t, "hello on a lane", lane.call(2, atom("hello")).(erlang.OtpErlangTuple)[0], atom("ok"))
+	expect(t, "port after the lane", p.call(3, atom("hello")).(erlang.OtpErlangTuple)[0], atom("ok"))
+	p.in.Close()
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(path)); !os.IsNotExist(err) {
+		t.Fatalf("lanes directory left: %v", err)
 	}
 }

@@ -8,7 +8,9 @@
 // its row of the operations table; dispatch runs it against the
 // mmap.Registry, on the main loop when it is small (run) or on a goroutine
 // when it is slow (runAside); the reply goes out through port.Output,
-// batched by flush with the others that are ready.
+// batched by flush with the others that are ready. Once the VM asks for
+// lanes (a Unix socket per calling process, see port/lane.go), the same
+// loop serves them beside stdin/stdout, waiting on all of them at once.
 package main
 
 import (

@@ -266,10 +266,37 @@ stage_put(Port, Stage) ->
     true = ets:insert(?STAGES, {self(), Port, Stage}),
     ok.
 
+%% Lanes (iommap_lanes): a small request goes on a lane when one is free,
+%% and through the port when none is (or lanes are off).
+send(#engine{lanes = Pool} = E, HId, Req) when Pool =/= undefined ->
+    case on_lane(Req) andalso iommap_lanes:call(Pool, fun(Id) -> iommap_codec:encode(Id, HId, Req) end) of
+        {ok, Frame} -> iommap_codec:decode(Frame);
+        {error, closed} = Closed -> Closed;
+        _ -> send_port(E, HId, Req) % not small, or no lane free
+    end;
+send(E, HId, Req) ->
+    send_port(E, HId, Req).
+
+%% A lane carries the small calls only: a read or write of less than
+%% ?LANE_BYTES, and the requests of constant work. Vectors and staged
+%% transfers keep the engine 10-100 µs, longer than a lane's caller polls;
+%% the queue's and block store's requests may wait for another OS
+%% process's lock on the file. They take the port.
+-define(LANE_BYTES, 65536).
+-define(OFF_LANES, [pread_many, pwrite_many, pread_staged, pwrite_staged,
+                    queue_format, queue_open, queue_push, queue_push_many, queue_pop,
+                    queue_peek, queue_ack, queue_len,
+                    blocks_format, blocks_open, blocks_store, blocks_read, blocks_free,
+                    blocks_scan]).
+
+on_lane({pread, _, Len}) -> Len < ?LANE_BYTES;
+on_lane({pwrite, _, _, Size}) -> Size < ?LANE_BYTES;
+on_lane(Req) -> not lists:member(element(1, Req), ?OFF_LANES).
+
 %% The caller waits for its reply blocked: a caller that yielded for a
 %% while first (the former wait_spin) lost more with 2 to 8 callers than it
 %% won with one (docs/PERFORMANCE.md).
-send(#engine{server = S, port = Port, pending = Pending, ids = Ids}, HId, Req) ->
+send_port(#engine{server = S, port = Port, pending = Pending, ids = Ids}, HId, Req) ->
     Alias = erlang:monitor(process, S, [{alias, demonitor}]),
     try
         %% The pid lets the engine server sweep the entry if this process

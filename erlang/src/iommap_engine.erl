@@ -25,6 +25,8 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, handle_continue/2, terminate/2]).
 
 -define(HELLO_TIMEOUT, 10000).
+%% How often lanes whose caller died are replaced (iommap_lanes:sweep/1).
+-define(LANES_SWEEP_MS, 100).
 %% How often entries of dead callers are swept from the pending table.
 -define(SWEEP_MS, 5000).
 %% Replies this big are let go of at once after routing (see let_go/2).
@@ -215,6 +217,10 @@ handle_info(hello_timeout, #st{phase = hello} = St) ->
     not_started(engine_hello_timeout, close_port(St));
 handle_info(hello_timeout, St) ->
     {noreply, St};
+handle_info(lanes_sweep, #st{engine = #engine{lanes = Pool}} = St) when Pool =/= undefined ->
+    iommap_lanes:sweep(Pool),
+    erlang:send_after(?LANES_SWEEP_MS, self(), lanes_sweep),
+    {noreply, St};
 handle_info(sweep, St) ->
     sweep(St),
     ok = iommap_direct:sweep(),
@@ -289,6 +295,8 @@ submit(Req, Work, #st{engine = #engine{port = Port, pending = P, ids = Ids}}) ->
     Id = iommap_codec:new_id(P, Ids, Work),
     erlang:port_command(Port, iommap_codec:encode(Id, Req)).
 
+finish(lanes, Reply, St) ->
+    lanes_up(Reply, St);
 finish({open, From, Owner, Unlink, false}, {ok, HId}, St) ->
     opened(From, Owner, Unlink, HId, none, St);
 finish({open, From, Owner, Unlink, Mode}, {ok, HId}, St) ->
@@ -481,10 +489,41 @@ up(Vsn, #st{port = Port, waiting = Waiting} = St) ->
                         ids = atomics:new(1, [{signed, false}])},
             true = ets:insert(?ENGINE_TAB, {engine, E}),
             erlang:send_after(?SWEEP_MS, self(), sweep),
-            {noreply, lists:foldr(fun serve/2, St#st{phase = up, engine = E, waiting = []}, Waiting)};
+            St1 = St#st{phase = up, engine = E, waiting = []},
+            open_lanes(St1),
+            {noreply, lists:foldr(fun serve/2, St1, Waiting)};
         undefined ->
             not_started(engine_closed_at_start, St)
     end.
+
+%% Lanes (iommap_lanes): once the engine is up, it is asked to listen for
+%% lanes from this VM alone (its OS pid); this server connects them and
+%% owns them, so they close with it, and publishes the pool. Until then,
+%% and when the lanes key is 0 or the engine has none, calls use the port.
+open_lanes(St) ->
+    case iommap_env:get(lanes) of
+        0 -> ok;
+        _ -> true = submit({lanes, list_to_integer(os:getpid())}, lanes, St), ok
+    end.
+
+lanes_up({ok, Path}, #st{engine = E} = St) ->
+    case iommap_lanes:open(Path, iommap_env:get(lanes), lanes_poll_max()) of
+        {ok, Pool} ->
+            E1 = E#engine{lanes = Pool},
+            true = ets:insert(?ENGINE_TAB, {engine, E1}),
+            erlang:send_after(?LANES_SWEEP_MS, self(), lanes_sweep),
+            St#st{engine = E1};
+        {error, Reason} ->
+            logger:warning("iommap: lanes not opened, calls use the port: ~p", [Reason]),
+            St
+    end;
+lanes_up(_, St) -> % enosys: this system has none
+    St.
+
+%% How many callers may poll a lane at once: one per scheduler, less the
+%% one the engine's spinning thread takes.
+lanes_poll_max() ->
+    max(1, erlang:system_info(schedulers_online) - 1).
 
 serve({Msg, From}, St) ->
     case handle_call(Msg, From, St) of

@@ -6,7 +6,7 @@
 -export([validate/0, get/1, engine_path/0]).
 
 -type key() :: engine_path | spin_us | pipe_size | engine_threads | stage_min | stage_max | stage_kind
-             | direct_reads | direct_readers_max.
+             | direct_reads | direct_readers_max | lanes.
 
 %% {Key, Default, Check, what a valid value is}
 specs() ->
@@ -27,7 +27,9 @@ specs() ->
      %% One VM descriptor per reading process: 256 stays well inside a
      %% default soft limit of 1024 descriptors, next to the 64 stages.
      {direct_readers_max, 256, fun(V) -> is_integer(V) andalso V >= 0 end,
-      "a non-negative integer: how many processes may hold a descriptor for direct reads at once"}].
+      "a non-negative integer: how many processes may hold a descriptor for direct reads at once"},
+     {lanes, 0, fun(V) -> is_integer(V) andalso V >= 0 andalso V =< 256 end,
+      "an integer 0..256: the lanes (sockets for small calls, see iommap_lanes) in the pool; 0 turns them off"}].
 
 %% @doc Checks every key; the first wrong one is the error.
 -spec validate() -> ok | {error, {invalid_env, key(), term(), string()}}.
@@ -53,7 +55,7 @@ check_path() ->
 
 %% @doc The value of a key, or its default.
 -spec get(spin_us | pipe_size | engine_threads | stage_min | stage_max | stage_kind
-          | direct_reads | direct_readers_max) ->
+          | direct_reads | direct_readers_max | lanes) ->
           non_neg_integer() | infinity | atom().
 get(K) ->
     {K, Default, _, _} = lists:keyfind(K, 1, specs()),

@@ -8,7 +8,10 @@
     ids     :: atomics:atomics_ref(),
     version :: binary(),            %% the engine's, from its hello
     os_pid  :: non_neg_integer(),   %% the engine's
-    stage_min :: pos_integer() | infinity %% reads and writes this big go through a stage
+    stage_min :: pos_integer() | infinity, %% reads and writes this big go through a stage
+    %% Lanes (iommap_lanes): sockets small calls use instead of the port,
+    %% once the engine has opened them; undefined when off.
+    lanes = undefined :: iommap_lanes:pool() | undefined
 }).
 
 %% The running engine: {engine, #engine{}} in this named table of the engine
@@ -29,4 +32,4 @@
 %% {Pid, EnginePort, {fd, Fd} | {none, RetryAt}}. Owned by iommap_sup, like
 %% ?STAGES, so a process's row outlives the engine it came from.
 -define(READERS, iommap_readers).
--define(PROTOCOL_VERSION, 7).
+-define(PROTOCOL_VERSION, 8).
