@@ -120,14 +120,15 @@ test-dist: dist
 
 # The read suites run again with direct reads off, so the engine's read path
 # is tested as thoroughly as the direct one. Then all of EUnit again on
-# socket lanes (a pool of 4; lanes are off by default).
+# socket lanes (a pool of 4; lanes are off by default), direct reads off so
+# that reads take the lanes too.
 DIRECT_OFF_EUNIT := iommap_api_tests,iommap_beyond_tests,iommap_options_tests,iommap_counters_tests,iommap_direct_tests
 
 test-erlang: build
 	cd erlang && $(REBAR3) eunit && $(REBAR3) ct
 	cd erlang && ERL_FLAGS="-iommap direct_reads false" $(REBAR3) eunit --module=$(DIRECT_OFF_EUNIT)
 	cd erlang && ERL_FLAGS="-iommap direct_reads false" $(REBAR3) ct --suite=iommap_property_SUITE
-	cd erlang && ERL_FLAGS="-iommap lanes 4" $(REBAR3) eunit
+	cd erlang && ERL_FLAGS="-iommap lanes 4 -iommap direct_reads false" $(REBAR3) eunit
 
 # Another rebar3 project using iommap (through _checkouts), and a mix project
 # using it by path: both build the engine and run their tests; then the same

@@ -258,7 +258,7 @@ fmt(X) -> integer_to_list(round(X)).
 mbs(Ops, Size) -> integer_to_list(round(Ops * Size / 1.0e6)).
 env_int(K, D) -> case os:getenv(K) of false -> D; V -> list_to_integer(V) end.
 
-%% Lanes (issue 23): small calls on a lane against the same calls through
+%% Lanes: small calls on a lane against the same calls through
 %% the port, in this VM, in the same run. Each side gets a fresh engine
 %% (the application restarted with lanes = 0, or with lanes = BENCH_LANES,
 %% default 4); the sides alternate which goes first in each round.
@@ -272,6 +272,7 @@ lanes_main() ->
 %% Its reads go through the engine (read_engine: direct reads off for the
 %% handle), as a lane carries only what goes to the engine.
 lanes(Path, Rounds, Ms) ->
+    ok = logger:set_primary_config(level, warning), % no report of each restart
     N = env_int("BENCH_LANES", 4),
     Ws = [{Name, Op, Size, C} || {Name, Op, Size} <- [{"pread 64 B", read_engine, 64}, {"pread 4 KiB", read_engine, 4096},
                                                      {"pwrite 64 B", write, 64}, {"pwrite 4 KiB", write, 4096},

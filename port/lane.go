@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Lanes: a cheaper round trip for small calls (issue 23).
+// Lanes: a cheaper round trip for small calls.
 //
 // A call through the port costs a hop through the VM's port machinery on
 // the way in and one through the process that owns the port on the way

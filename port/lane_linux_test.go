@@ -17,13 +17,13 @@ import (
 
 // engineUnderTest runs a Server on two pipes, as the VM runs the engine.
 type engineUnderTest struct {
-	t    *testing.T
+	t    testing.TB
 	in   *os.File // the engine's stdin, our end
 	out  *os.File // the engine's stdout, our end
 	done chan error
 }
 
-func startEngine(t *testing.T) *engineUnderTest {
+func startEngine(t testing.TB) *engineUnderTest {
 	t.Helper()
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -67,14 +67,14 @@ func (e *engineUnderTest) stop() {
 	}
 }
 
-func writeFrame(t *testing.T, w io.Writer, body []byte) {
+func writeFrame(t testing.TB, w io.Writer, body []byte) {
 	t.Helper()
 	if _, err := w.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func readReply(t *testing.T, r io.Reader) erlang.OtpErlangTuple {
+func readReply(t testing.TB, r io.Reader) erlang.OtpErlangTuple {
 	t.Helper()
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -88,7 +88,7 @@ func readReply(t *testing.T, r io.Reader) erlang.OtpErlangTuple {
 }
 
 // call sends a request on w and reads its reply on r.
-func call(t *testing.T, w io.Writer, r io.Reader, terms ...interface{}) erlang.OtpErlangTuple {
+func call(t testing.TB, w io.Writer, r io.Reader, terms ...interface{}) erlang.OtpErlangTuple {
 	t.Helper()
 	writeFrame(t, w, enc(t, terms...))
 	return readReply(t, r)
@@ -104,7 +104,7 @@ func (e *engineUnderTest) lanePath(vm int) string {
 	return string(res[1].(erlang.OtpErlangBinary).Value)
 }
 
-func dial(t *testing.T, path string) net.Conn {
+func dial(t testing.TB, path string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("unix", path)
 	if err != nil {
@@ -115,7 +115,7 @@ func dial(t *testing.T, path string) net.Conn {
 }
 
 // openOver opens a file of 8 KiB through the engine, on w and r (the port or a lane).
-func openOver(t *testing.T, e *engineUnderTest, w io.Writer, r io.Reader) int32 {
+func openOver(t testing.TB, e *engineUnderTest, w io.Writer, r io.Reader) int32 {
 	p := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(p, bytes.Repeat([]byte("abcdefgh"), 1024), 0o644)
 	rep := call(t, w, r, int32(2), atomT("open"), []byte(p), atomT("read_write"), atomT("shared"), nil, nil, erlang.OtpErlangList{})

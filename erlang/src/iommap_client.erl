@@ -278,20 +278,18 @@ send(E, HId, Req) ->
     send_port(E, HId, Req).
 
 %% A lane carries the small calls only: a read or write of less than
-%% ?LANE_BYTES, and the requests of constant work. Vectors and staged
-%% transfers keep the engine 10-100 µs, longer than a lane's caller polls;
-%% the queue's and block store's requests may wait for another OS
-%% process's lock on the file. They take the port.
+%% ?LANE_BYTES, position and the atomics, which the engine answers in a few
+%% microseconds on its main loop. Everything else (vectors, staged
+%% transfers, open, close, sync, truncate, the queue's and block store's
+%% requests, which may wait for another OS process's lock on the file)
+%% keeps the engine longer than a lane's caller polls, and takes the port.
 -define(LANE_BYTES, 65536).
--define(OFF_LANES, [pread_many, pwrite_many, pread_staged, pwrite_staged,
-                    queue_format, queue_open, queue_push, queue_push_many, queue_pop,
-                    queue_peek, queue_ack, queue_len,
-                    blocks_format, blocks_open, blocks_store, blocks_read, blocks_free,
-                    blocks_scan]).
 
 on_lane({pread, _, Len}) -> Len < ?LANE_BYTES;
 on_lane({pwrite, _, _, Size}) -> Size < ?LANE_BYTES;
-on_lane(Req) -> not lists:member(element(1, Req), ?OFF_LANES).
+on_lane(Req) ->
+    lists:member(element(1, Req), [position, load, store, add, sub, bit_and, bit_or, bit_xor,
+                                   exchange, compare_exchange]).
 
 %% The caller waits for its reply blocked: a caller that yielded for a
 %% while first (the former wait_spin) lost more with 2 to 8 callers than it

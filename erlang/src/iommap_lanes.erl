@@ -1,6 +1,6 @@
 %% @private
 %% @doc A pool of lanes: Unix sockets to the engine that a calling process
-%% reads and writes itself (port/PROTOCOL.md, "Lanes"; issue 23).
+%% reads and writes itself (port/PROTOCOL.md, "Lanes").
 %%
 %% A small call through the port passes the port machinery on the way in
 %% and the engine server (the router) on the way out. On a lane the caller

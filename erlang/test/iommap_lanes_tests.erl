@@ -1,4 +1,4 @@
-%% Lanes (iommap_lanes; issue 23): small calls on sockets the caller reads
+%% Lanes (iommap_lanes): small calls on sockets the caller reads
 %% itself. The whole API suite also runs with lanes on (make test-erlang
 %% runs EUnit a second time with -iommap lanes 4); these are the lanes' own
 %% cases: that calls do take them, that the engine dying or callers dying
@@ -65,6 +65,10 @@ small_calls_take_the_lanes(Dir) ->
         ?assertEqual({error, out_of_bounds}, iommap:pread(H, 8192, 1)),
         #{sent := Sent1, free := ?LANES} = iommap_lanes:info(Pool),
         ?assert(Sent1 - Sent0 >= 1028),
+        %% calls that may keep the engine long take the port
+        ok = iommap:sync(H),
+        {ok, [_]} = iommap:pread_many(H, [{0, 8}]),
+        ?assertMatch(#{sent := Sent1}, iommap_lanes:info(Pool)),
         ok = iommap:close(H),
         ?assertEqual({error, closed}, iommap:pread(H, 0, 1))
     end).
