@@ -38,6 +38,7 @@ attack2_test_() ->
                  fun high_priority_callers_on_lanes/1,
                  fun own_lane_flood_without_reading_replies/1,
                  fun many_lanes_every_caller_is_answered/1,                 % FAILS NOW
+                 fun app_stop_and_server_kill_while_callers_poll/1,
                  fun a_lane_the_engine_refused_is_handed_out/1,             % FAILS NOW (hostile setup)
                  fun a_close_sent_on_a_lane_behind_the_servers_back/1])}};  % FAILS NOW (hostile)
         _ ->
@@ -540,4 +541,34 @@ many_lanes_every_caller_is_answered(Dir) ->
         ?assertEqual({128, [{ok, pattern(8, 8, 8)}]}, {Accepted, Answers}),
         ?assertMatch(#{size := 128}, iommap_lanes:info(Pool)),
         ok = iommap:close(H)
+    end).
+
+%% The application stopped, then the engine server killed, while callers
+%% at every priority loop on the lanes: each ends with {error, closed} at
+%% once, none hangs and none gets a wrong value.
+app_stop_and_server_kill_while_callers_poll(Dir) ->
+    with_lanes(4, fun() ->
+        P = pattern_file(Dir, "st", 6, ?PAGE),
+        Run = fun(Stop) ->
+                      _ = pool(),
+                      {ok, H} = iommap:open(P, read_write, []),
+                      Self = self(),
+                      Loop = fun L(I) ->
+                                     Off = (I rem 512) * 8,
+                                     Want = {ok, pattern(6, Off, 8)},
+                                     case iommap:pread(H, Off, 8) of
+                                         Want -> L(I + 1);
+                                         Other -> Self ! {ended, self(), Other}
+                                     end
+                             end,
+                      Pids = [spawn_opt(fun() -> Loop(0) end, [{priority, Pr}])
+                              || Pr <- [low, normal, normal, normal, high, high, max]],
+                      timer:sleep(100),
+                      Stop(),
+                      Ends = [receive {ended, Pid, R} -> R after 3000 -> hung end || Pid <- Pids],
+                      ?assertEqual([{error, closed}], lists:usort(Ends))
+              end,
+        Run(fun() -> ok = application:stop(iommap) end),
+        {ok, _} = application:ensure_all_started(iommap),
+        Run(fun() -> exit(whereis(iommap_engine), kill) end)
     end).
