@@ -17,7 +17,7 @@ func listenLane(path string) (int, error) {
 		unix.Close(fd)
 		return -1, err
 	}
-	if err := unix.Listen(fd, 64); err != nil {
+	if err := unix.Listen(fd, maxLanes); err != nil {
 		unix.Close(fd)
 		return -1, err
 	}

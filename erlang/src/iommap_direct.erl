@@ -66,23 +66,35 @@
 -spec cached_read(reference(), non_neg_integer(), non_neg_integer()) ->
           {ok, binary()} | {error, eacces | out_of_bounds} | engine.
 cached_read(H, Off, Len) ->
-    case get(?CACHE) of
-        {Port, Fd, #{H := {Mode, Ref}} = Regions} ->
-            case check(Mode, Ref, Off, Len) of
-                {read, State, Pos} ->
-                    case read(Port, Fd, Ref, State, Pos, Len) of
-                        engine -> forget_port(Port, Fd, Regions), engine;
-                        Answer -> Answer
-                    end;
-                busy ->
-                    put(?CACHE, {Port, Fd, maps:remove(H, Regions)}),
-                    engine;
-                Answer ->
-                    Answer
-            end;
-        _ ->
-            engine
+    try
+        cached_read(get(?CACHE), H, Off, Len)
+    catch
+        %% not what this module put there
+        error:badarg -> erase(?CACHE), engine;
+        error:{badmatch, _} -> erase(?CACHE), engine
     end.
+
+cached_read({Port, Fd, #{} = Regions}, H, Off, Len) when is_map_key(H, Regions) ->
+    {Mode, Ref} = maps:get(H, Regions),
+    case check(Mode, Ref, Off, Len) of
+        {read, State, Pos} ->
+            case read(Port, Fd, Ref, State, Pos, Len) of
+                engine -> forget_port(Port, Fd, Regions), engine;
+                Answer -> Answer
+            end;
+        busy ->
+            put(?CACHE, {Port, Fd, maps:remove(H, Regions)}),
+            engine;
+        Answer ->
+            %% an answer from the size alone: the engine's port still open
+            %% means no stop began (a killed engine server bumps no State)
+            case erlang:port_info(Port, id) of
+                undefined -> erase(?CACHE), engine;
+                _ -> Answer
+            end
+    end;
+cached_read(_, _, _, _) ->
+    engine.
 
 %% A cache whose port has closed is of no more use.
 forget_port(Port, Fd, Regions) ->

@@ -78,16 +78,47 @@ connect_all(Pool, I) ->
             Error
     end.
 
+%% A lane is handed out only once the engine has answered on it: connect
+%% says ok for a connection still in the listener's backlog, or one the
+%% engine then refuses (it keeps at most 256), and a send on it fails.
 connect(Path) ->
     case socket:open(local, stream, default) of
         {ok, S} ->
             case socket:connect(S, #{family => local, path => Path}) of
-                ok -> {ok, S};
+                ok -> answered(S, Path);
                 Error -> _ = socket:close(S), Error
             end;
         Error ->
             Error
     end.
+
+%% The engine answers lanes with the same path; no caller has the lane yet,
+%% so any id will do.
+-define(CONNECT_MS, 1000).
+answered(S, Path) ->
+    Ping = term_to_binary({1, lanes, list_to_integer(os:getpid())}),
+    Answer = case socket:send(S, [<<(byte_size(Ping)):32>>, Ping]) of
+                 ok ->
+                     case socket:recv(S, 4, ?CONNECT_MS) of
+                         {ok, <<Len:32>>} when Len < 4096 -> socket:recv(S, Len, ?CONNECT_MS);
+                         Head -> Head
+                     end;
+                 Error ->
+                     Error
+             end,
+    case Answer of
+        {ok, <<131, 104, 2, 98, 1:32, _/binary>> = Frame} ->
+            case binary_to_term(Frame, [safe]) of
+                {1, {ok, Path}} -> {ok, S};
+                Term -> refused(S, Term)
+            end;
+        _ ->
+            refused(S, Answer)
+    end.
+
+refused(S, Why) ->
+    _ = socket:close(S),
+    {error, {lane_refused, Why}}.
 
 %% @doc Closes every lane (the owner, when the engine goes).
 -spec close(pool()) -> ok.
@@ -100,11 +131,13 @@ close(#pool{tab = Tab}) ->
 
 %% @doc Runs one request on a lane: Encode(Id) is its frame's body (the
 %% length goes before it here, as {packet, 4} does on the port). Gives the
-%% reply frame, none if no lane is free (the caller uses the port), or
-%% {error, closed} if the engine has gone.
+%% reply frame; none if no lane is free, or if the send failed (the engine
+%% runs no frame it has not had whole, so the caller uses the port); or
+%% {error, closed} if the lane broke once the request was sent (the engine
+%% has gone: it closes no lane of ours otherwise).
 -spec call(pool(), fun((pos_integer()) -> iodata())) -> {ok, binary()} | none | {error, closed}.
 call(#pool{n = N, state = State, extra = Extra, tab = Tab} = Pool, Encode) ->
-    Ticket = atomics:add_get(Extra, ?TICKETS, 1) band 16#7FFFFFFF,
+    Ticket = ticket(atomics:add_get(Extra, ?TICKETS, 1) band 16#7FFFFFFF),
     case checkout(State, Ticket, N, erlang:system_info(scheduler_id) rem N, N) of
         none ->
             none;
@@ -120,9 +153,13 @@ call(#pool{n = N, state = State, extra = Extra, tab = Tab} = Pool, Encode) ->
             end
     end.
 
-%% Tickets are never 0 (free) and never negative.
+%% Tickets are never 0 (a free slot) and never negative; the slot's state
+%% and its row hold the same one, or the sweep takes the slot for a dead
+%% holder's.
+ticket(0) -> 1;
+ticket(T) -> T.
+
 checkout(_, _, _, _, 0) -> none;
-checkout(State, 0, N, I, Left) -> checkout(State, 1, N, I, Left);
 checkout(State, Ticket, N, I, Left) ->
     Slot = I + 1,
     case atomics:compare_exchange(State, Slot, 0, Ticket) of
@@ -144,7 +181,7 @@ run(#pool{state = State} = Pool, Slot, Sock, Id, Encode) ->
             end;
         {error, _} ->
             atomics:put(State, Slot, ?BROKEN),
-            {error, closed}
+            none
     end.
 
 %% Polls if at most poll_max callers poll (this one counted) and this one
