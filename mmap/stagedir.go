@@ -88,25 +88,47 @@ func removeIfStale(dir string) {
 }
 
 // fileName is a new name for a file stage in the engine's own directory,
-// made private (0700) so no other user can open a stage by its name. The
-// first one makes the directory, and sweeps away those of dead engines.
+// made private (0700) so no other user can open a stage by its name.
 func (r *Stages) fileName() (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.dir == "" {
-		tmp := r.tmp
-		if tmp == "" {
-			tmp = os.TempDir()
-		}
-		sweep(tmp)
-		dir, lock, err := makeStageDir(tmp)
-		if err != nil {
-			return "", err
-		}
-		r.dir, r.lock = dir, lock
+	if err := r.makeDir(); err != nil {
+		return "", err
 	}
 	r.n++
 	return filepath.Join(r.dir, fmt.Sprintf("stage-%d", r.n)), nil
+}
+
+// PrivatePath is name in the engine's own private (0700) directory, the
+// one of its file stages: it goes at exit (RemoveDir), and if the engine
+// is killed, the next engine sweeps it away. The engine's lane socket
+// lives there.
+func (r *Stages) PrivatePath(name string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.makeDir(); err != nil {
+		return "", err
+	}
+	return filepath.Join(r.dir, name), nil
+}
+
+// makeDir makes the directory, once, and sweeps away those of dead
+// engines. Under r.mu.
+func (r *Stages) makeDir() error {
+	if r.dir != "" {
+		return nil
+	}
+	tmp := r.tmp
+	if tmp == "" {
+		tmp = os.TempDir()
+	}
+	sweep(tmp)
+	dir, lock, err := makeStageDir(tmp)
+	if err != nil {
+		return err
+	}
+	r.dir, r.lock = dir, lock
+	return nil
 }
 
 // RemoveDir removes the directory of file stages and any names left in it.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"time"
 
@@ -41,17 +40,16 @@ const maxLanes = 256
 // laneInput is a lane's first input buffer: small calls need no more.
 const laneInput = 64 << 10
 
-// laneSocket is the name of the socket in the lanes directory.
+// laneSocket is the name of the socket in the engine's private directory.
 const laneSocket = "lane"
 
 // ErrNoLanes: this system has no lanes (see lane_other.go).
 var ErrNoLanes = unix.ENOSYS
 
 type lanes struct {
-	dir   string // private to the engine's user (0700), removed at exit
-	path  string
-	ln    int // the listening socket
-	vm    int // the pid allowed to connect
+	path  string // in the engine's private directory (see mmap.Stages.PrivatePath)
+	ln    int    // the listening socket
+	vm    int    // the pid allowed to connect
 	conns []*conn
 	// fds: the port's input, the listener, then one per conn, in order.
 	fds       []unix.PollFd
@@ -59,19 +57,14 @@ type lanes struct {
 	lastYield time.Time
 }
 
-// openLanes makes the directory and starts listening in it.
-func openLanes(spin time.Duration) (*lanes, error) {
-	dir, err := os.MkdirTemp("", "iommap-lanes-")
-	if err != nil {
-		return nil, err
-	}
-	path := filepath.Join(dir, laneSocket)
+// openLanes starts listening at path.
+func openLanes(path string, spin time.Duration) (*lanes, error) {
+	os.Remove(path) // a socket left by a failed start
 	ln, err := listenLane(path)
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &lanes{dir: dir, path: path, ln: ln, spin: spin}, nil
+	return &lanes{path: path, ln: ln, spin: spin}, nil
 }
 
 // {Id, lanes, VmOsPid} -> {ok, Path}: listen for lanes (once; a second
@@ -81,7 +74,11 @@ func (s *Server) openLanes(req request, b []byte, _ bool) ([]byte, bool) {
 		return appendError(b, req.id, "badarg"), false
 	}
 	if s.lanes == nil {
-		l, err := openLanes(s.cfg.Spin)
+		path, err := s.stages.PrivatePath(laneSocket)
+		if err != nil {
+			return reply(b, req, err)
+		}
+		l, err := openLanes(path, s.cfg.Spin)
 		if err != nil {
 			return reply(b, req, err)
 		}
@@ -91,7 +88,8 @@ func (s *Server) openLanes(req request, b []byte, _ bool) ([]byte, bool) {
 	return appendOKTerm(b, req.id, []byte(s.lanes.path)), false
 }
 
-// close closes every lane and the listener and removes the directory.
+// close closes every lane and the listener and removes the socket (the
+// directory goes with the stages').
 func (l *lanes) close() {
 	if l == nil {
 		return
@@ -101,7 +99,7 @@ func (l *lanes) close() {
 	}
 	l.conns = nil
 	unix.Close(l.ln)
-	os.RemoveAll(l.dir)
+	os.Remove(l.path)
 }
 
 // serve handles the frames each lane has buffered and writes their

@@ -397,6 +397,33 @@ func TestFileStagesThroughTheRealBinary(t *testing.T) {
 	}
 }
 
+// A killed engine cannot remove its lane socket's directory; the next
+// engine that makes its own sweeps it away (its lock died with it).
+func TestAKilledEnginesLaneDirectoryIsSwept(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("lanes are Linux only")
+	}
+	lanes := func(p *proc) string {
+		res := p.call(1, atom("lanes"), os.Getpid()).(erlang.OtpErlangTuple)
+		expect(t, "lanes", res[0], atom("ok"))
+		return filepath.Dir(string(res[1].(erlang.OtpErlangBinary).Value))
+	}
+	first := start(t)
+	dead := lanes(first)
+	first.cmd.Process.Kill()
+	first.cmd.Wait()
+	if _, err := os.Stat(dead); err != nil {
+		t.Fatalf("the killed engine's directory should still be there: %v", err)
+	}
+	live := lanes(start(t))
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Fatalf("the killed engine's directory is left: %v", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Fatalf("the running engine's directory: %v", err)
+	}
+}
+
 // Lanes through the real binary: the socket it names serves this process
 // (the "VM" here), and the directory goes when the engine ends.
 func TestLaneThroughTheRealBinary(t *testing.T) {
