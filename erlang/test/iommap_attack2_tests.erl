@@ -47,26 +47,12 @@ attack2_test_() ->
 
 %% Helpers
 
-pattern_file(Dir, Name, Tag, Bytes) ->
-    iommap_test_lib:file_in(Dir, Name, pattern(Tag, 0, Bytes)).
 
-pattern(Tag, Off, Bytes) ->
-    << <<(Tag bsl 40 + O):64/little>> || O <- lists:seq(Off, Off + Bytes - 8, 8) >>.
 
 with_direct(F) -> iommap_test_lib:with_env(direct_reads, true, F).
 
-with_lanes(N, F) ->
-    iommap_test_lib:with_env(direct_reads, false, fun() -> iommap_test_lib:with_env(lanes, N, F) end).
 
-pool() ->
-    iommap_test_lib:wait_until(fun() -> lanes_pool() =/= none end),
-    lanes_pool().
 
-lanes_pool() ->
-    case iommap_client:engine() of
-        #engine{lanes = Pool} when Pool =/= undefined -> Pool;
-        _ -> none
-    end.
 
 cached(H) ->
     case get(?CACHE) of
@@ -93,9 +79,9 @@ new_engine_after(Old) ->
 %% bytes is saved by the port_info check after the read.)
 cached_handle_after_server_killed_answers_closed(Dir) ->
     with_direct(fun() ->
-        P = pattern_file(Dir, "k", 1, ?PAGE),
+        P = iommap_test_lib:pattern_file(Dir, "k", 1, ?PAGE),
         {ok, H} = iommap:open(P, read_write, []),
-        ?assertEqual({ok, pattern(1, 0, 64)}, iommap:pread(H, 0, 64)),
+        ?assertEqual({ok, iommap_test_lib:pattern(1, 0, 64)}, iommap:pread(H, 0, 64)),
         ?assert(cached(H)),
         Old = iommap_test_lib:engine_os_pid(),
         exit(whereis(iommap_engine), kill),
@@ -107,26 +93,26 @@ cached_handle_after_server_killed_answers_closed(Dir) ->
 
 cached_handle_after_close_answers_closed(Dir) ->
     with_direct(fun() ->
-        P1 = pattern_file(Dir, "c1", 1, ?PAGE),
-        P2 = pattern_file(Dir, "c2", 2, ?PAGE),
+        P1 = iommap_test_lib:pattern_file(Dir, "c1", 1, ?PAGE),
+        P2 = iommap_test_lib:pattern_file(Dir, "c2", 2, ?PAGE),
         {ok, H} = iommap:open(P1, read, []),
-        ?assertEqual({ok, pattern(1, 0, 64)}, iommap:pread(H, 0, 64)),
+        ?assertEqual({ok, iommap_test_lib:pattern(1, 0, 64)}, iommap:pread(H, 0, 64)),
         ok = iommap:close(H),
         %% likely mapped where H was
         {ok, H2} = iommap:open(P2, read, []),
         ?assertEqual({error, closed}, iommap:pread(H, 0, 0)),
         ?assertEqual({error, closed}, iommap:pread(H, 0, 64)),
         ?assertEqual({error, closed}, iommap:pread(H, 2 * ?PAGE, 1)),
-        ?assertEqual({ok, pattern(2, 0, 64)}, iommap:pread(H2, 0, 64)),
+        ?assertEqual({ok, iommap_test_lib:pattern(2, 0, 64)}, iommap:pread(H2, 0, 64)),
         ?assertEqual({error, closed}, iommap:pread(H, 0, 64)),
         ok = iommap:close(H2)
     end).
 
 cached_handle_after_truncate_sees_new_size(Dir) ->
     with_direct(fun() ->
-        P = pattern_file(Dir, "t", 3, 4 * ?PAGE),
+        P = iommap_test_lib:pattern_file(Dir, "t", 3, 4 * ?PAGE),
         {ok, H} = iommap:open(P, read_write, []),
-        ?assertEqual({ok, pattern(3, 3 * ?PAGE, 64)}, iommap:pread(H, 3 * ?PAGE, 64)),
+        ?assertEqual({ok, iommap_test_lib:pattern(3, 3 * ?PAGE, 64)}, iommap:pread(H, 3 * ?PAGE, 64)),
         Self = self(),
         %% truncated by another process: this one's cache must not answer
         spawn_link(fun() -> Self ! {done, iommap:truncate(H, ?PAGE)} end),
@@ -134,20 +120,20 @@ cached_handle_after_truncate_sees_new_size(Dir) ->
         ?assertEqual({error, out_of_bounds}, iommap:pread(H, 3 * ?PAGE, 64)),
         ?assertEqual({error, out_of_bounds}, iommap:pread(H, ?PAGE, 1)),
         ?assertEqual({ok, <<>>}, iommap:pread(H, ?PAGE, 0)),
-        ?assertEqual({ok, pattern(3, 0, 64)}, iommap:pread(H, 0, 64)),
+        ?assertEqual({ok, iommap_test_lib:pattern(3, 0, 64)}, iommap:pread(H, 0, 64)),
         spawn_link(fun() -> Self ! {done, iommap:truncate(H, 8 * ?PAGE)} end),
         receive {done, ok} -> ok end,
         ?assertEqual({ok, <<0:(64 * 8)>>}, iommap:pread(H, 7 * ?PAGE, 64)),
-        ?assertEqual({ok, pattern(3, ?PAGE - 64, 64)}, iommap:pread(H, ?PAGE - 64, 64)),
+        ?assertEqual({ok, iommap_test_lib:pattern(3, ?PAGE - 64, 64)}, iommap:pread(H, ?PAGE - 64, 64)),
         ok = iommap:close(H)
     end).
 
 cached_handle_after_engine_kill9_answers_closed(Dir) ->
     with_direct(fun() ->
-        P1 = pattern_file(Dir, "a", 1, ?PAGE),
-        P2 = pattern_file(Dir, "b", 2, ?PAGE),
+        P1 = iommap_test_lib:pattern_file(Dir, "a", 1, ?PAGE),
+        P2 = iommap_test_lib:pattern_file(Dir, "b", 2, ?PAGE),
         {ok, H} = iommap:open(P1, read_write, []),
-        ?assertEqual({ok, pattern(1, 0, 64)}, iommap:pread(H, 0, 64)),
+        ?assertEqual({ok, iommap_test_lib:pattern(1, 0, 64)}, iommap:pread(H, 0, 64)),
         Old = iommap_test_lib:engine_os_pid(),
         os:cmd("kill -9 " ++ integer_to_list(Old)),
         new_engine_after(Old),
@@ -155,30 +141,30 @@ cached_handle_after_engine_kill9_answers_closed(Dir) ->
         ?assertEqual({error, closed}, iommap:pread(H, 2 * ?PAGE, 1)),
         ?assertEqual({error, closed}, iommap:pread(H, 0, 64)),
         {ok, H2} = iommap:open(P2, read, []),
-        ?assertEqual({ok, pattern(2, 0, 64)}, iommap:pread(H2, 0, 64)),
+        ?assertEqual({ok, iommap_test_lib:pattern(2, 0, 64)}, iommap:pread(H2, 0, 64)),
         ?assertEqual({error, closed}, iommap:pread(H, 0, 64)),
         ok = iommap:close(H2)
     end).
 
 cached_handle_after_app_restart_answers_closed(Dir) ->
     with_direct(fun() ->
-        P1 = pattern_file(Dir, "r1", 1, ?PAGE),
-        P2 = pattern_file(Dir, "r2", 2, ?PAGE),
+        P1 = iommap_test_lib:pattern_file(Dir, "r1", 1, ?PAGE),
+        P2 = iommap_test_lib:pattern_file(Dir, "r2", 2, ?PAGE),
         {ok, H} = iommap:open(P1, read, []),
-        ?assertEqual({ok, pattern(1, 0, 64)}, iommap:pread(H, 0, 64)),
+        ?assertEqual({ok, iommap_test_lib:pattern(1, 0, 64)}, iommap:pread(H, 0, 64)),
         ok = application:stop(iommap),
         {ok, _} = application:ensure_all_started(iommap),
         {ok, H2} = iommap:open(P2, read, []),
         ?assertEqual({error, closed}, iommap:pread(H, 0, 0)),
         ?assertEqual({error, closed}, iommap:pread(H, 0, 64)),
-        ?assertEqual({ok, pattern(2, 0, 64)}, iommap:pread(H2, 0, 64)),
+        ?assertEqual({ok, iommap_test_lib:pattern(2, 0, 64)}, iommap:pread(H2, 0, 64)),
         ?assertEqual({error, closed}, iommap:pread(H, 0, 64)),
         ok = iommap:close(H2)
     end).
 
 write_mode_closed_before_eacces(Dir) ->
     with_direct(fun() ->
-        P = pattern_file(Dir, "w", 1, ?PAGE),
+        P = iommap_test_lib:pattern_file(Dir, "w", 1, ?PAGE),
         {ok, R} = iommap:open(P, read, []),
         {ok, _} = iommap:pread(R, 0, 8),           % a cache with a port and fd
         {ok, W} = iommap:open(P, write, []),
@@ -192,7 +178,7 @@ write_mode_closed_before_eacces(Dir) ->
 
 non_owner_reader_after_owner_dies(Dir) ->
     with_direct(fun() ->
-        P = pattern_file(Dir, "o", 5, ?PAGE),
+        P = iommap_test_lib:pattern_file(Dir, "o", 5, ?PAGE),
         Self = self(),
         Owner = spawn(fun() ->
                               {ok, H} = iommap:open(P, read, []),
@@ -200,7 +186,7 @@ non_owner_reader_after_owner_dies(Dir) ->
                               receive stop -> ok end
                       end),
         H = receive {h, X} -> X end,
-        ?assertEqual({ok, pattern(5, 8, 64)}, iommap:pread(H, 8, 64)),
+        ?assertEqual({ok, iommap_test_lib:pattern(5, 8, 64)}, iommap:pread(H, 8, 64)),
         ?assert(cached(H)),
         MRef = monitor(process, Owner),
         exit(Owner, kill),
@@ -212,7 +198,7 @@ non_owner_reader_after_owner_dies(Dir) ->
 
 cache_stays_bounded_over_10000_handles(Dir) ->
     with_direct(fun() ->
-        P = pattern_file(Dir, "many", 7, ?PAGE),
+        P = iommap_test_lib:pattern_file(Dir, "many", 7, ?PAGE),
         lists:foreach(fun(I) ->
                               {ok, H} = iommap:open(P, read, []),
                               Off = (I rem 500) * 8,
@@ -228,14 +214,14 @@ cache_stays_bounded_over_10000_handles(Dir) ->
 
 erase_between_reads(Dir) ->
     with_direct(fun() ->
-        P = pattern_file(Dir, "e", 4, ?PAGE),
+        P = iommap_test_lib:pattern_file(Dir, "e", 4, ?PAGE),
         {ok, H} = iommap:open(P, read, []),
         VM = list_to_integer(os:getpid()),
         {ok, _} = iommap:pread(H, 0, 8),
         Fds = iommap_test_lib:fds(VM),
         [begin
              erase(),
-             ?assertEqual({ok, pattern(4, 64, 64)}, iommap:pread(H, 64, 64))
+             ?assertEqual({ok, iommap_test_lib:pattern(4, 64, 64)}, iommap:pread(H, 64, 64))
          end || _ <- lists:seq(1, 200)],
         ?assertEqual(Fds, iommap_test_lib:fds(VM)),
         ok = iommap:close(H),
@@ -252,9 +238,9 @@ erase_between_reads(Dir) ->
 %% the regions table, would read it; hostile, not tested.)
 garbage_in_the_cache_key(Dir) ->
     with_direct(fun() ->
-        P = pattern_file(Dir, "g", 9, ?PAGE),
+        P = iommap_test_lib:pattern_file(Dir, "g", 9, ?PAGE),
         {ok, H} = iommap:open(P, read, []),
-        Right = {ok, pattern(9, 0, 16)},
+        Right = {ok, iommap_test_lib:pattern(9, 0, 16)},
         {ok, _} = iommap:pread(H, 0, 16),
         {Port, Fd, Regions} = get(?CACHE),
         Try = fun(Garbage) ->
@@ -298,28 +284,28 @@ stopped(OsPid, Ms, F) ->
 %% (here the engine is stopped 400 ms, as a busy engine or a lock would)
 %% answers {error, closed} although the handle and engine are fine.
 lane_ticket_wrap_to_zero_breaks_a_slow_call(Dir) ->
-    with_lanes(1, fun() ->
-        Pool = pool(),
-        P = pattern_file(Dir, "lz", 1, ?PAGE),
+    iommap_test_lib:with_lanes(1, fun() ->
+        Pool = iommap_test_lib:lanes_pool_up(),
+        P = iommap_test_lib:pattern_file(Dir, "lz", 1, ?PAGE),
         {ok, H} = iommap:open(P, read_write, []),
-        ?assertEqual({ok, pattern(1, 0, 8)}, iommap:pread(H, 0, 8)),
+        ?assertEqual({ok, iommap_test_lib:pattern(1, 0, 8)}, iommap:pread(H, 0, 8)),
         Extra = element(4, Pool),                       % #pool.extra
         atomics:put(Extra, 1, 16#7FFFFFFF),             % the next ticket is 0
         R = stopped(iommap_test_lib:engine_os_pid(), 400, fun() -> iommap:pread(H, 8, 8) end),
-        ?assertEqual({ok, pattern(1, 8, 8)}, R),
+        ?assertEqual({ok, iommap_test_lib:pattern(1, 8, 8)}, R),
         ok = iommap:close(H)
     end).
 
 %% The control for the case above: the same slow call with any other
 %% ticket is served.
 lane_slow_call_with_normal_ticket_holds(Dir) ->
-    with_lanes(1, fun() ->
-        _ = pool(),
-        P = pattern_file(Dir, "ln", 1, ?PAGE),
+    iommap_test_lib:with_lanes(1, fun() ->
+        _ = iommap_test_lib:lanes_pool_up(),
+        P = iommap_test_lib:pattern_file(Dir, "ln", 1, ?PAGE),
         {ok, H} = iommap:open(P, read_write, []),
-        ?assertEqual({ok, pattern(1, 0, 8)}, iommap:pread(H, 0, 8)),
+        ?assertEqual({ok, iommap_test_lib:pattern(1, 0, 8)}, iommap:pread(H, 0, 8)),
         R = stopped(iommap_test_lib:engine_os_pid(), 400, fun() -> iommap:pread(H, 8, 8) end),
-        ?assertEqual({ok, pattern(1, 8, 8)}, R),
+        ?assertEqual({ok, iommap_test_lib:pattern(1, 8, 8)}, R),
         ok = iommap:close(H)
     end).
 
@@ -338,16 +324,16 @@ own_lane(Path) ->
 %% frame and nothing more: the engine must go on serving the pool's lanes
 %% and the port.
 own_lane_half_frame_does_not_stall_others(Dir) ->
-    with_lanes(2, fun() ->
-        Pool = pool(),
+    iommap_test_lib:with_lanes(2, fun() ->
+        Pool = iommap_test_lib:lanes_pool_up(),
         #{path := Path} = iommap_lanes:info(Pool),
-        P = pattern_file(Dir, "hf", 2, ?PAGE),
+        P = iommap_test_lib:pattern_file(Dir, "hf", 2, ?PAGE),
         {ok, H} = iommap:open(P, read_write, []),
         S = own_lane(Path),
         Frame = iommap_codec:encode(5, 1, {position}),
         ok = socket:send(S, [<<(iolist_size(Frame) + 100):32>>, Frame]),
         #{sent := Sent0} = iommap_lanes:info(Pool),
-        [?assertEqual({ok, pattern(2, I * 8, 8)}, iommap:pread(H, I * 8, 8)) || I <- lists:seq(0, 99)],
+        [?assertEqual({ok, iommap_test_lib:pattern(2, I * 8, 8)}, iommap:pread(H, I * 8, 8)) || I <- lists:seq(0, 99)],
         ?assertMatch(#{sent := Sent1} when Sent1 >= Sent0 + 100, iommap_lanes:info(Pool)),
         ok = iommap:sync(H),                                  % the port
         %% a request colliding with the pool's tickets, on our lane only
@@ -357,7 +343,7 @@ own_lane_half_frame_does_not_stall_others(Dir) ->
         {ok, <<Len:32>>} = socket:recv(S2, 4, 2000),
         {ok, Reply} = socket:recv(S2, Len, 2000),
         ?assertMatch({1, _}, binary_to_term(Reply)),
-        [?assertEqual({ok, pattern(2, I * 8, 8)}, iommap:pread(H, I * 8, 8)) || I <- lists:seq(0, 99)],
+        [?assertEqual({ok, iommap_test_lib:pattern(2, I * 8, 8)}, iommap:pread(H, I * 8, 8)) || I <- lists:seq(0, 99)],
         socket:close(S), socket:close(S2),
         ok = iommap:close(H)
     end).
@@ -365,10 +351,10 @@ own_lane_half_frame_does_not_stall_others(Dir) ->
 %% A frame announcing 2 GiB, and one that is no term: the engine closes the
 %% first lane, answers badarg on the second, and goes on.
 own_lane_huge_length_and_garbage(Dir) ->
-    with_lanes(2, fun() ->
-        Pool = pool(),
+    iommap_test_lib:with_lanes(2, fun() ->
+        Pool = iommap_test_lib:lanes_pool_up(),
         #{path := Path} = iommap_lanes:info(Pool),
-        P = pattern_file(Dir, "hg", 3, ?PAGE),
+        P = iommap_test_lib:pattern_file(Dir, "hg", 3, ?PAGE),
         {ok, H} = iommap:open(P, read_write, []),
         S = own_lane(Path),
         ok = socket:send(S, <<16#7FFFFFFF:32, 131, 104, 2, 98, 0, 0, 0, 9>>),
@@ -378,15 +364,15 @@ own_lane_huge_length_and_garbage(Dir) ->
         {ok, <<Len:32>>} = socket:recv(S2, 4, 2000),
         {ok, Reply} = socket:recv(S2, Len, 2000),
         ?assertMatch({_, {error, badarg}}, binary_to_term(Reply)),
-        [?assertEqual({ok, pattern(3, I * 8, 8)}, iommap:pread(H, I * 8, 8)) || I <- lists:seq(0, 99)],
+        [?assertEqual({ok, iommap_test_lib:pattern(3, I * 8, 8)}, iommap:pread(H, I * 8, 8)) || I <- lists:seq(0, 99)],
         ?assertMatch(#{broken := 0, free := 2}, iommap_lanes:info(Pool)),
         socket:close(S), socket:close(S2),
         ok = iommap:close(H)
     end).
 
 big_and_control_calls_take_the_port(Dir) ->
-    with_lanes(4, fun() ->
-        Pool = pool(),
+    iommap_test_lib:with_lanes(4, fun() ->
+        Pool = iommap_test_lib:lanes_pool_up(),
         P = iommap_test_lib:file_in(Dir, "big", <<0:(256 * 1024 * 8)>>),
         {ok, H} = iommap:open(P, read_write, []),
         #{sent := S0} = iommap_lanes:info(Pool),
@@ -405,13 +391,13 @@ big_and_control_calls_take_the_port(Dir) ->
     end).
 
 high_priority_callers_on_lanes(Dir) ->
-    with_lanes(2, fun() ->
-        Pool = pool(),
-        P = pattern_file(Dir, "hp", 4, ?PAGE),
+    iommap_test_lib:with_lanes(2, fun() ->
+        Pool = iommap_test_lib:lanes_pool_up(),
+        P = iommap_test_lib:pattern_file(Dir, "hp", 4, ?PAGE),
         {ok, H} = iommap:open(P, read_write, []),
         Self = self(),
         Pids = [spawn_opt(fun() ->
-                                  R = [iommap:pread(H, (I rem 512) * 8, 8) =:= {ok, pattern(4, (I rem 512) * 8, 8)}
+                                  R = [iommap:pread(H, (I rem 512) * 8, 8) =:= {ok, iommap_test_lib:pattern(4, (I rem 512) * 8, 8)}
                                        || I <- lists:seq(1, 2000)],
                                   Self ! {done, self(), lists:all(fun(X) -> X end, R)}
                           end, [{priority, Prio}])
@@ -425,10 +411,10 @@ high_priority_callers_on_lanes(Dir) ->
 %% engine must shut that lane down (its replies would block) rather than
 %% stall, and keep serving the pool.
 own_lane_flood_without_reading_replies(Dir) ->
-    with_lanes(2, fun() ->
-        Pool = pool(),
+    iommap_test_lib:with_lanes(2, fun() ->
+        Pool = iommap_test_lib:lanes_pool_up(),
         #{path := Path} = iommap_lanes:info(Pool),
-        P = pattern_file(Dir, "fl", 5, ?PAGE),
+        P = iommap_test_lib:pattern_file(Dir, "fl", 5, ?PAGE),
         {ok, H} = iommap:open(P, read_write, []),
         [{_, HId, _}] = ets:lookup((iommap_client:engine())#engine.handles, H),
         S = own_lane(Path),
@@ -436,7 +422,7 @@ own_lane_flood_without_reading_replies(Dir) ->
         Frame = [<<(iolist_size(F)):32>>, F],
         Sender = spawn(fun() -> [socket:send(S, Frame) || _ <- lists:seq(1, 20000)] end),
         T0 = erlang:monotonic_time(millisecond),
-        [?assertEqual({ok, pattern(5, (I rem 512) * 8, 8)}, iommap:pread(H, (I rem 512) * 8, 8))
+        [?assertEqual({ok, iommap_test_lib:pattern(5, (I rem 512) * 8, 8)}, iommap:pread(H, (I rem 512) * 8, 8))
          || I <- lists:seq(0, 2000)],
         ?assert(erlang:monotonic_time(millisecond) - T0 < 3000),
         exit(Sender, kill),
@@ -454,10 +440,10 @@ own_lane_flood_without_reading_replies(Dir) ->
 %% more connection of ours queued before the replacement takes the last
 %% place.
 a_lane_the_engine_refused_is_handed_out(Dir) ->
-    with_lanes(1, fun() ->
-        Pool = pool(),
+    iommap_test_lib:with_lanes(1, fun() ->
+        Pool = iommap_test_lib:lanes_pool_up(),
         #{path := Path} = iommap_lanes:info(Pool),
-        P = pattern_file(Dir, "rf", 6, ?PAGE),
+        P = iommap_test_lib:pattern_file(Dir, "rf", 6, ?PAGE),
         {ok, H} = iommap:open(P, read_write, []),
         %% a few at a time: a burst past the engine's listen backlog gives
         %% sockets that connect/2 calls connected and are not (see
@@ -465,7 +451,7 @@ a_lane_the_engine_refused_is_handed_out(Dir) ->
         Mine = lists:append([begin L = [own_lane(Path) || _ <- lists:seq(1, 15)], timer:sleep(20), L end
                              || _ <- lists:seq(1, 17)]),
         ?assertEqual(1 + 1 + 255, engine_sockets()),
-        ?assertEqual({ok, pattern(6, 0, 8)}, iommap:pread(H, 0, 8)),  % all accepted by now
+        ?assertEqual({ok, iommap_test_lib:pattern(6, 0, 8)}, iommap:pread(H, 0, 8)),  % all accepted by now
         OsPid = iommap_test_lib:engine_os_pid(),
         os:cmd("kill -STOP " ++ integer_to_list(OsPid)),
         Extra = try
@@ -484,7 +470,7 @@ a_lane_the_engine_refused_is_handed_out(Dir) ->
         R = iommap:pread(H, 16, 8),
 
         [socket:close(S) || S <- [Extra | Mine]],
-        ?assertEqual({ok, pattern(6, 16, 8)}, R),
+        ?assertEqual({ok, iommap_test_lib:pattern(6, 16, 8)}, R),
         ok = iommap:close(H)
     end).
 
@@ -497,9 +483,9 @@ a_lane_the_engine_refused_is_handed_out(Dir) ->
 %% and an engine that are fine (any lane failure is taken for the engine
 %% gone; the call is not retried on the port).
 many_lanes_every_caller_is_answered(Dir) ->
-    with_lanes(128, fun() ->
-        Pool = pool(),
-        P = pattern_file(Dir, "ml", 8, ?PAGE),
+    iommap_test_lib:with_lanes(128, fun() ->
+        Pool = iommap_test_lib:lanes_pool_up(),
+        P = iommap_test_lib:pattern_file(Dir, "ml", 8, ?PAGE),
         {ok, H} = iommap:open(P, read_write, []),
         Accepted = engine_sockets() - 1,
         Self = self(),
@@ -507,7 +493,7 @@ many_lanes_every_caller_is_answered(Dir) ->
                                    Self ! {r, self(), lists:usort([iommap:pread(H, 8, 8) || _ <- lists:seq(1, 50)])}
                            end) || _ <- lists:seq(1, 300)],
         Answers = lists:usort(lists:append([receive {r, Pid, R} -> R end || Pid <- Pids])),
-        ?assertEqual({128, [{ok, pattern(8, 8, 8)}]}, {Accepted, Answers}),
+        ?assertEqual({128, [{ok, iommap_test_lib:pattern(8, 8, 8)}]}, {Accepted, Answers}),
         ?assertMatch(#{size := 128}, iommap_lanes:info(Pool)),
         ok = iommap:close(H)
     end).
@@ -516,15 +502,15 @@ many_lanes_every_caller_is_answered(Dir) ->
 %% at every priority loop on the lanes: each ends with {error, closed} at
 %% once, none hangs and none gets a wrong value.
 app_stop_and_server_kill_while_callers_poll(Dir) ->
-    with_lanes(4, fun() ->
-        P = pattern_file(Dir, "st", 6, ?PAGE),
+    iommap_test_lib:with_lanes(4, fun() ->
+        P = iommap_test_lib:pattern_file(Dir, "st", 6, ?PAGE),
         Run = fun(Stop) ->
-                      _ = pool(),
+                      _ = iommap_test_lib:lanes_pool_up(),
                       {ok, H} = iommap:open(P, read_write, []),
                       Self = self(),
                       Loop = fun L(I) ->
                                      Off = (I rem 512) * 8,
-                                     Want = {ok, pattern(6, Off, 8)},
+                                     Want = {ok, iommap_test_lib:pattern(6, Off, 8)},
                                      case iommap:pread(H, Off, 8) of
                                          Want -> L(I + 1);
                                          Other -> Self ! {ended, self(), Other}

@@ -49,13 +49,6 @@ env_test() ->
 on(F) -> iommap_test_lib:with_env(direct_reads, true, F).
 off(F) -> iommap_test_lib:with_env(direct_reads, false, F).
 
-%% A file of Words 8-byte words, word I holding Tag * 2^40 + I * 8 (its own
-%% offset): a read from anywhere else shows.
-pattern_file(Dir, Name, Tag, Bytes) ->
-    iommap_test_lib:file_in(Dir, Name, pattern(Tag, 0, Bytes)).
-
-pattern(Tag, Off, Bytes) ->
-    << <<(Tag bsl 40 + O):64/little>> || O <- lists:seq(Off, Off + Bytes - 8, 8) >>.
 
 %% Whether the calling process has read directly (it has a descriptor of
 %% the running engine).
@@ -97,7 +90,7 @@ same_answers_direct_and_through_the_engine(Dir) ->
     ?assert(lists:member({ok, <<0:(10 * 8)>>}, All)). % the partial last page
 
 answers(Dir, Tag, Size, Shrink, Ranges) ->
-    P = pattern_file(Dir, atom_to_list(Tag) ++ integer_to_list(erlang:unique_integer([positive])), 1, Size),
+    P = iommap_test_lib:pattern_file(Dir, atom_to_list(Tag) ++ integer_to_list(erlang:unique_integer([positive])), 1, Size),
     {ok, H} = iommap:open(P, read, []),
     try
         case Shrink of
@@ -136,13 +129,13 @@ reader_loop(H, Parent) ->
 %% The mapping, not the path, is read.
 a_renamed_or_unlinked_file_still_reads(Dir) ->
     on(fun() ->
-               P = pattern_file(Dir, "r", 7, 2 * ?PAGE),
+               P = iommap_test_lib:pattern_file(Dir, "r", 7, 2 * ?PAGE),
                {ok, H} = iommap:open(P, read, []),
                P2 = P ++ ".renamed",
                ok = file:rename(P, P2),
-               ?assertEqual({ok, pattern(7, ?PAGE, 64)}, iommap:pread(H, ?PAGE, 64)),
+               ?assertEqual({ok, iommap_test_lib:pattern(7, ?PAGE, 64)}, iommap:pread(H, ?PAGE, 64)),
                ok = file:delete(P2),
-               ?assertEqual({ok, pattern(7, 8, 8000)}, iommap:region_binary(H, 8, 8000)),
+               ?assertEqual({ok, iommap_test_lib:pattern(7, 8, 8000)}, iommap:region_binary(H, 8, 8000)),
                ?assert(has_direct_fd()),
                ok = iommap:close(H)
        end).
@@ -150,7 +143,7 @@ a_renamed_or_unlinked_file_still_reads(Dir) ->
 %% With the engine stopped (SIGSTOP), a direct read still answers; with
 %% direct_reads false, it waits for the engine.
 reads_go_direct_and_not_when_turned_off(Dir) ->
-    P = pattern_file(Dir, "s", 3, ?PAGE),
+    P = iommap_test_lib:pattern_file(Dir, "s", 3, ?PAGE),
     Stopped = fun() ->
                       {ok, H} = iommap:open(P, read, []),
                       OsPid = integer_to_list(iommap_test_lib:engine_os_pid()),
@@ -169,14 +162,14 @@ reads_go_direct_and_not_when_turned_off(Dir) ->
                           os:cmd("kill -CONT " ++ OsPid)
                       end
               end,
-    ?assertEqual({{ok, pattern(3, 64, 16)}, {ok, pattern(3, 64, 16)}, false}, on(Stopped)),
-    ?assertEqual({waiting, {ok, pattern(3, 64, 16)}, false}, off(Stopped)).
+    ?assertEqual({{ok, iommap_test_lib:pattern(3, 64, 16)}, {ok, iommap_test_lib:pattern(3, 64, 16)}, false}, on(Stopped)),
+    ?assertEqual({waiting, {ok, iommap_test_lib:pattern(3, 64, 16)}, false}, off(Stopped)).
 
 %% A handle closed (by close/1 or its owner's death) refuses direct reads,
 %% from any process, at once.
 closed_handles_refuse_direct_reads(Dir) ->
     on(fun() ->
-               P = pattern_file(Dir, "c", 2, ?PAGE),
+               P = iommap_test_lib:pattern_file(Dir, "c", 2, ?PAGE),
                {ok, H} = iommap:open(P, read, []),
                {ok, _} = iommap:pread(H, 0, 8),
                ?assert(has_direct_fd()),
@@ -190,7 +183,7 @@ closed_handles_refuse_direct_reads(Dir) ->
                                      receive stop -> ok end
                              end),
                H2 = receive {h, X} -> X end,
-               ?assertEqual({ok, pattern(2, 0, 8)}, iommap:pread(H2, 0, 8)),
+               ?assertEqual({ok, iommap_test_lib:pattern(2, 0, 8)}, iommap:pread(H2, 0, 8)),
                Mon = monitor(process, Owner),
                Owner ! stop,
                receive {'DOWN', Mon, _, _, _} -> ok end,
@@ -200,18 +193,18 @@ closed_handles_refuse_direct_reads(Dir) ->
 %% truncate/2 updates the size direct reads see before it returns.
 a_read_after_truncate_sees_the_new_size(Dir) ->
     on(fun() ->
-               P = pattern_file(Dir, "t", 4, 2 * ?PAGE),
+               P = iommap_test_lib:pattern_file(Dir, "t", 4, 2 * ?PAGE),
                {ok, H} = iommap:open(P, read_write, []),
                ?assertEqual({error, out_of_bounds}, iommap:pread(H, 2 * ?PAGE, 1)),
                ok = iommap:truncate(H, 5 * ?PAGE),
                ?assertEqual({ok, <<0:8, 0:8>>}, iommap:pread(H, 5 * ?PAGE - 2, 2)),
-               ?assertEqual({ok, pattern(4, ?PAGE, 8)}, iommap:pread(H, ?PAGE, 8)),
+               ?assertEqual({ok, iommap_test_lib:pattern(4, ?PAGE, 8)}, iommap:pread(H, ?PAGE, 8)),
                ?assertEqual({error, out_of_bounds}, iommap:pread(H, 5 * ?PAGE, 1)),
                ok = iommap:truncate(H, 100),
                ?assertEqual({error, out_of_bounds}, iommap:pread(H, 96, 8)),
-               ?assertEqual({ok, pattern(4, 88, 8)}, iommap:pread(H, 88, 8)),
+               ?assertEqual({ok, iommap_test_lib:pattern(4, 88, 8)}, iommap:pread(H, 88, 8)),
                {error, einval} = iommap:truncate(H, 0),
-               ?assertEqual({ok, pattern(4, 88, 8)}, iommap:pread(H, 88, 8)),
+               ?assertEqual({ok, iommap_test_lib:pattern(4, 88, 8)}, iommap:pread(H, 88, 8)),
                ?assert(has_direct_fd()),
                ok = iommap:close(H)
        end).
@@ -224,7 +217,7 @@ readers_racing_truncates_never_see_a_wrong_byte(Dir) ->
     on(fun() ->
                Keep = 16 * ?PAGE,
                Hs = [begin
-                         P = pattern_file(Dir, "race" ++ integer_to_list(Tag), Tag, Keep),
+                         P = iommap_test_lib:pattern_file(Dir, "race" ++ integer_to_list(Tag), Tag, Keep),
                          {ok, H} = iommap:open(P, read_write, []),
                          {Tag, H}
                      end || Tag <- [1, 2]],
@@ -259,7 +252,7 @@ read_loop(Tag, H, Keep, Stop, N) ->
         0 ->
             Off = 8 * (rand:uniform(Keep div 8 - 32) - 1),
             Len = 8 * rand:uniform(32),
-            Want = {ok, pattern(Tag, Off, Len)},
+            Want = {ok, iommap_test_lib:pattern(Tag, Off, Len)},
             case iommap:pread(H, Off, Len) of
                 Want -> ok;
                 Other -> exit({wrong, Tag, Off, Len, Other})
@@ -273,7 +266,7 @@ read_loop(Tag, H, Keep, Stop, N) ->
 descriptors_stay_bounded_with_10000_readers(Dir) ->
     Max = 100,
     on(fun() -> iommap_test_lib:with_env(direct_readers_max, Max, fun() ->
-        P = pattern_file(Dir, "many", 5, ?PAGE),
+        P = iommap_test_lib:pattern_file(Dir, "many", 5, ?PAGE),
         {ok, H} = iommap:open(P, read, []),
         VM = list_to_integer(os:getpid()),
         Before = iommap_test_lib:fds(VM),
@@ -284,7 +277,7 @@ descriptors_stay_bounded_with_10000_readers(Dir) ->
                               receive stop -> ok end
                       end) || _ <- lists:seq(1, 10000)],
         Results = [receive {Pid, R, D} -> {R, D} end || Pid <- Pids],
-        ?assertEqual([{ok, pattern(5, 800, 8)}], lists:usort([R || {R, _} <- Results])),
+        ?assertEqual([{ok, iommap_test_lib:pattern(5, 800, 8)}], lists:usort([R || {R, _} <- Results])),
         Direct = length([x || {_, true} <- Results]),
         Opened = iommap_test_lib:fds(VM) - Before,
         %% never past the bound, even racing for its last places
@@ -302,7 +295,7 @@ one_descriptor_for_many_handles_and_erase_loses_nothing(Dir) ->
     on(fun() ->
                VM = list_to_integer(os:getpid()),
                Hs = [begin
-                         {ok, H} = iommap:open(pattern_file(Dir, "h" ++ integer_to_list(I), I, ?PAGE), read, []),
+                         {ok, H} = iommap:open(iommap_test_lib:pattern_file(Dir, "h" ++ integer_to_list(I), I, ?PAGE), read, []),
                          {I, H}
                      end || I <- lists:seq(1, 70)],
                Self = self(),
@@ -377,10 +370,10 @@ maps(Pid) ->
 %% memory, is closed, never used).
 an_old_descriptor_never_serves_a_new_engine(Dir) ->
     on(fun() ->
-               P1 = pattern_file(Dir, "e1", 1, ?PAGE),
-               P2 = pattern_file(Dir, "e2", 2, ?PAGE),
+               P1 = iommap_test_lib:pattern_file(Dir, "e1", 1, ?PAGE),
+               P2 = iommap_test_lib:pattern_file(Dir, "e2", 2, ?PAGE),
                {ok, H1} = iommap:open(P1, read, []),
-               ?assertEqual({ok, pattern(1, 0, 64)}, iommap:pread(H1, 0, 64)),
+               ?assertEqual({ok, iommap_test_lib:pattern(1, 0, 64)}, iommap:pread(H1, 0, 64)),
                {Port1, {fd, _}} = iommap_direct:reader(self()),
                VM = list_to_integer(os:getpid()),
                Fds = iommap_test_lib:fds(VM),
@@ -394,7 +387,7 @@ an_old_descriptor_never_serves_a_new_engine(Dir) ->
                                                   end
                                           end),
                {ok, H2} = iommap:open(P2, read, []),
-               ?assertEqual({ok, pattern(2, 0, 64)}, iommap:pread(H2, 0, 64)),
+               ?assertEqual({ok, iommap_test_lib:pattern(2, 0, 64)}, iommap:pread(H2, 0, 64)),
                {Port2, {fd, _}} = iommap_direct:reader(self()),
                ?assertNotEqual(Port1, Port2),
                ?assertEqual({error, closed}, iommap:pread(H1, 0, 64)),
@@ -406,7 +399,7 @@ an_old_descriptor_never_serves_a_new_engine(Dir) ->
 %% refused on this side, as the engine would.
 private_and_write_mode_handles(Dir) ->
     on(fun() ->
-               P = pattern_file(Dir, "p", 6, ?PAGE),
+               P = iommap_test_lib:pattern_file(Dir, "p", 6, ?PAGE),
                {ok, H} = iommap:open(P, read_write, [private]),
                ok = iommap:pwrite(H, 0, <<"mine">>),
                ?assertEqual({ok, <<"mine">>}, iommap:pread(H, 0, 4)),

@@ -26,20 +26,8 @@ lanes_test_() ->
         fun a_purge_of_the_module_and_erase_leak_no_lane/1,
         fun direct_reads_come_first/1])}.
 
-with_lanes(N, F) ->
-    iommap_test_lib:with_env(direct_reads, false, fun() -> iommap_test_lib:with_env(lanes, N, F) end).
 
-%% The pool opens just after the engine is up (the engine is asked for its
-%% socket, then the lanes connect).
-pool() ->
-    iommap_test_lib:wait_until(fun() -> lanes_pool() =/= none end),
-    lanes_pool().
 
-lanes_pool() ->
-    case iommap_client:engine() of
-        #engine{lanes = Pool} when Pool =/= undefined -> Pool;
-        _ -> none
-    end.
 
 %% A file whose every 8-byte word at offset O holds O: a read at any
 %% offset has exactly one right answer, so a reply meant for another call
@@ -52,8 +40,8 @@ right(H, Word) ->
     O =:= Word * 8 orelse error({stale_or_wrong, Word, O}).
 
 small_calls_take_the_lanes(Dir) ->
-    with_lanes(?LANES, fun() ->
-        Pool = pool(),
+    iommap_test_lib:with_lanes(?LANES, fun() ->
+        Pool = iommap_test_lib:lanes_pool_up(),
         #{size := ?LANES, free := ?LANES, sent := Sent0, path := Path} = iommap_lanes:info(Pool),
         {ok, #file_info{mode = Mode}} = file:read_file_info(filename:dirname(Path)),
         ?assertEqual(8#700, Mode band 8#777),
@@ -74,9 +62,9 @@ small_calls_take_the_lanes(Dir) ->
     end).
 
 lanes_off_is_the_port_alone(Dir) ->
-    with_lanes(0, fun() ->
+    iommap_test_lib:with_lanes(0, fun() ->
         timer:sleep(100),
-        ?assertEqual(none, lanes_pool()),
+        ?assertEqual(none, iommap_test_lib:lanes_pool()),
         {ok, H} = iommap:open(numbered(Dir, 16), read_write, []),
         true = right(H, 3),
         ok = iommap:close(H)
@@ -86,7 +74,7 @@ lanes_off_is_the_port_alone(Dir) ->
 %% wait blocked, not poll, or it would keep normal processes off its
 %% scheduler. It is served all the same, and a normal one beside it too.
 a_caller_above_normal_priority_is_served(Dir) ->
-    with_lanes(?LANES, fun() ->
+    iommap_test_lib:with_lanes(?LANES, fun() ->
         {ok, H} = iommap:open(numbered(Dir, 64), read_write, []),
         Self = self(),
         High = spawn_link(fun() ->
@@ -106,7 +94,7 @@ a_caller_above_normal_priority_is_served(Dir) ->
 %% one of them gets {error, closed} at once, none hangs, and the next
 %% engine serves again.
 the_engine_killed_during_polled_calls(Dir) ->
-    with_lanes(?LANES, fun() ->
+    iommap_test_lib:with_lanes(?LANES, fun() ->
         P = numbered(Dir, 64),
         {ok, H} = iommap:open(P, read_write, []),
         Self = self(),
@@ -138,7 +126,7 @@ until_error(H, N) ->
 %% others keep calling: no call ever gets a reply that is not its own, and
 %% afterwards every lane is back in the pool (replaced, not reused).
 callers_killed_mid_call_never_leave_a_stale_reply(Dir) ->
-    with_lanes(?LANES, fun() ->
+    iommap_test_lib:with_lanes(?LANES, fun() ->
         {ok, H} = iommap:open(numbered(Dir, 512), read_write, []),
         Self = self(),
         Checkers = [spawn_link(fun() -> Self ! {self(), check_loop(H, Self, 0)} end) || _ <- lists:seq(1, 2)],
@@ -148,7 +136,7 @@ callers_killed_mid_call_never_leave_a_stale_reply(Dir) ->
                              || C <- Checkers]),
         ?assert(Checked > 0),
         %% the next sweeps replace the lanes of the killed callers
-        Pool = pool(),
+        Pool = iommap_test_lib:lanes_pool_up(),
         iommap_test_lib:wait_until(fun() -> maps:get(free, iommap_lanes:info(Pool)) =:= ?LANES end),
         [true = right(H, W) || W <- lists:seq(0, 511)],
         ok = iommap:close(H)
@@ -188,9 +176,9 @@ check_loop(H, Parent, K) ->
 %% 1,000 callers at once: the pool keeps its size (the rest use the port),
 %% the engine holds no more connections than that, and every call is right.
 the_pool_stays_bounded_under_1000_callers(Dir) ->
-    with_lanes(?LANES, fun() ->
+    iommap_test_lib:with_lanes(?LANES, fun() ->
         {ok, H} = iommap:open(numbered(Dir, 256), read_write, []),
-        _ = pool(),
+        _ = iommap_test_lib:lanes_pool_up(),
         OsPid = iommap_test_lib:engine_os_pid(),
         %% the lanes and the listener, once the engine has accepted them all
         iommap_test_lib:wait_until(fun() -> sockets(OsPid) =:= ?LANES + 1 end),
@@ -201,7 +189,7 @@ the_pool_stays_bounded_under_1000_callers(Dir) ->
                               end) || I <- lists:seq(1, 1000)],
         Max = lists:max([receive {done, C, F} -> F after 120000 -> error(hangs) end || C <- Callers]),
         ?assert(Max =< ?LANES + 1),
-        #{size := ?LANES, free := ?LANES} = iommap_lanes:info(pool()),
+        #{size := ?LANES, free := ?LANES} = iommap_lanes:info(iommap_test_lib:lanes_pool_up()),
         ok = iommap:close(H)
     end).
 
@@ -209,9 +197,9 @@ the_pool_stays_bounded_under_1000_callers(Dir) ->
 %% call), and callers killed by a purge of iommap_lanes while they poll
 %% leave their lanes to the sweep: afterwards the whole pool is free.
 a_purge_of_the_module_and_erase_leak_no_lane(Dir) ->
-    with_lanes(?LANES, fun() ->
+    iommap_test_lib:with_lanes(?LANES, fun() ->
         {ok, H} = iommap:open(numbered(Dir, 64), read_write, []),
-        _ = pool(),
+        _ = iommap_test_lib:lanes_pool_up(),
         Loop = fun L(K) -> erase(), true = right(H, K rem 64), L(K + 1) end,
         Callers = [spawn(fun() -> Loop(I) end) || I <- lists:seq(1, 8)],
         timer:sleep(100),
@@ -220,7 +208,7 @@ a_purge_of_the_module_and_erase_leak_no_lane(Dir) ->
         _ = code:purge(iommap_lanes), % kills the callers still in the old code
         timer:sleep(100),
         [exit(C, kill) || C <- Callers],
-        iommap_test_lib:wait_until(fun() -> maps:get(free, iommap_lanes:info(pool())) =:= ?LANES end),
+        iommap_test_lib:wait_until(fun() -> maps:get(free, iommap_lanes:info(iommap_test_lib:lanes_pool_up())) =:= ?LANES end),
         [true = right(H, W) || W <- lists:seq(0, 63)],
         ok = iommap:close(H)
     end).
@@ -229,7 +217,7 @@ a_purge_of_the_module_and_erase_leak_no_lane(Dir) ->
 %% read in the caller and sends nothing on a lane; an atomic still does.
 direct_reads_come_first(Dir) ->
     iommap_test_lib:with_env(lanes, ?LANES, fun() ->
-        Pool = pool(),
+        Pool = iommap_test_lib:lanes_pool_up(),
         {ok, H} = iommap:open(numbered(Dir, 64), read_write, []),
         #{sent := Sent0} = iommap_lanes:info(Pool),
         [true = right(H, W) || W <- lists:seq(0, 63)],

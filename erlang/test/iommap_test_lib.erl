@@ -11,6 +11,41 @@
 -export([fds/1, rss_kib/1, wait_until/1, wait_until/2, with_env/3, engine_os_pid/0, file_in/3]).
 -export([sparse_file_in/3, tmp_dir/0, remove_dir/1, in_tmp_dirs/1,
          init_case_dir/2, end_case_dir/1, case_dir/1, free_kib/1]).
+-export([pattern_file/4, pattern/3, with_lanes/2, lanes_pool/0, lanes_pool_up/0]).
+
+-include("../src/iommap_int.hrl").
+
+%% A file of Bytes / 8 words, word I holding Tag * 2^40 + I * 8 (its own
+%% offset): a read from anywhere else, or of another file, shows.
+-spec pattern_file(file:filename(), string(), non_neg_integer(), pos_integer()) -> file:filename().
+pattern_file(Dir, Name, Tag, Bytes) ->
+    file_in(Dir, Name, pattern(Tag, 0, Bytes)).
+
+%% The bytes of such a file from Off on.
+-spec pattern(non_neg_integer(), non_neg_integer(), pos_integer()) -> binary().
+pattern(Tag, Off, Bytes) ->
+    << <<(Tag bsl 40 + O):64/little>> || O <- lists:seq(Off, Off + Bytes - 8, 8) >>.
+
+%% Runs F with a pool of N lanes, and direct reads off so that reads take
+%% the lanes too.
+-spec with_lanes(non_neg_integer(), fun(() -> T)) -> T.
+with_lanes(N, F) ->
+    with_env(direct_reads, false, fun() -> with_env(lanes, N, F) end).
+
+%% The running engine's pool of lanes, once it is open: the engine is asked
+%% for its socket once it is up, then the lanes connect.
+-spec lanes_pool_up() -> iommap_lanes:pool().
+lanes_pool_up() ->
+    wait_until(fun() -> lanes_pool() =/= none end),
+    lanes_pool().
+
+%% The running engine's pool of lanes, or none.
+-spec lanes_pool() -> iommap_lanes:pool() | none.
+lanes_pool() ->
+    case iommap_client:engine() of
+        #engine{lanes = Pool} when Pool =/= undefined -> Pool;
+        _ -> none
+    end.
 
 %% A file Dir/Name holding Bytes; its path.
 -spec file_in(file:filename(), string(), iodata()) -> file:filename().
