@@ -153,18 +153,27 @@ func (h *Handle) Check(write bool, end uint64) error {
 	return m.Range(0, end)
 }
 
-// Region is where the mapping lies in this process's memory: the address
-// of its first byte and its size. The Erlang side reads the bytes of a
-// shared mapping there, through /proc/<pid>/mem, without a request; it
-// must not trust the address once the handle has been truncated or closed
-// (the mapping moves or goes, and the address may be reused at once).
-func (h *Handle) Region() (addr uintptr, size int, err error) {
+// Region is where a shared mapping's bytes can be read from another
+// process, with no request: at Addr through /proc/<pid>/mem, or in the
+// file itself through /proc/<pid>/fd/<Fd>, the descriptor the mapping
+// holds (the same inode after a rename or an unlink). A reader must not
+// trust Addr once the handle has been truncated or closed (the mapping
+// moves or goes, and the address may be reused at once), nor open Fd once
+// the handle has been closed (the number may be reused at once).
+type Region struct {
+	Addr uintptr
+	Size int
+	Fd   int
+}
+
+// Region tells where the mapping lies now (see the type).
+func (h *Handle) Region() (Region, error) {
 	m, err := h.shared(true)
 	if err != nil {
-		return 0, 0, err
+		return Region{}, err
 	}
 	defer h.mu.RUnlock()
-	return m.Addr(), m.Len(), nil
+	return Region{Addr: m.Addr(), Size: m.Len(), Fd: m.fd}, nil
 }
 
 // Info describes the mapping for introspection.

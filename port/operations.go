@@ -271,14 +271,15 @@ func (s *Server) info(req request, b []byte, _ bool) ([]byte, bool) {
 // still answers in the documented order.
 func (s *Server) check(req request) error { return req.handle.Check(req.write, req.n) }
 
-// {Id, region, H} -> {ok, {Addr, Size}}: where the mapping lies in the
-// engine's memory, for the Erlang side's direct reads of it.
+// {Id, region, H} -> {ok, {Addr, Size, Fd}}: where the mapping lies in the
+// engine's memory, and the engine's descriptor of its file, for the Erlang
+// side's direct reads of it.
 func (s *Server) region(req request, b []byte, _ bool) ([]byte, bool) {
-	addr, size, err := req.handle.Region()
+	r, err := req.handle.Region()
 	if err != nil {
 		return reply(b, req, err)
 	}
-	return appendOKTerm(b, req.id, erlang.OtpErlangTuple{uint64(addr), size}), false
+	return appendOKTerm(b, req.id, erlang.OtpErlangTuple{uint64(r.Addr), r.Size, r.Fd}), false
 }
 
 // {Id, stats} -> {ok, #{handles, in_flight, stages}}

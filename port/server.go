@@ -22,7 +22,7 @@ var Version = "dev"
 
 // ProtocolVersion changes whenever a request or reply shape in PROTOCOL.md
 // does; the Erlang side refuses an engine with another one.
-const ProtocolVersion = 8
+const ProtocolVersion = 9
 
 // Config tunes the main loop.
 type Config struct {

@@ -333,8 +333,13 @@ open(Path, Mode, Share, Size, Perm, Flags) ->
 -spec close(reference()) -> ok | {error, term()}.
 close(H) ->
     case whereis(iommap_engine) of
-        undefined -> {error, closed};
-        _ -> server_call({close, H}, 0)
+        undefined ->
+            {error, closed};
+        _ ->
+            Result = server_call({close, H}, 0),
+            %% no reader holds the file once close returns
+            ok = iommap_direct_files:closed(H),
+            Result
     end.
 
 -spec controlling_process(reference(), pid(), pid()) -> ok | {error, term()}.

@@ -324,7 +324,7 @@ finish(discard, _, St) ->
 opened(From, Owner, Unlink, HId, Region, #st{engine = #engine{handles = T}} = St0) ->
     H = make_ref(),
     case Region of
-        {Mode, {ok, {Addr, Size}}} -> ok = iommap_direct:add_region(H, Mode, Addr, Size);
+        {Mode, {ok, Where}} -> ok = iommap_direct:add_region(H, Mode, Where);
         _ -> ok % read through the engine
     end,
     ets:insert(T, {H, HId, Owner}),

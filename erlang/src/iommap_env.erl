@@ -6,7 +6,7 @@
 -export([validate/0, get/1, engine_path/0]).
 
 -type key() :: engine_path | spin_us | pipe_size | engine_threads | stage_min | stage_max | stage_kind
-             | direct_reads | direct_readers_max | lanes.
+             | direct_reads | direct_readers_max | direct_files_max | lanes.
 
 %% {Key, Default, Check, what a valid value is}
 specs() ->
@@ -28,6 +28,11 @@ specs() ->
      %% default soft limit of 1024 descriptors, next to the 64 stages.
      {direct_readers_max, 256, fun(V) -> is_integer(V) andalso V >= 0 end,
       "a non-negative integer: how many processes may hold a descriptor for direct reads at once"},
+     %% One VM descriptor per reading process and handle, for reads of
+     %% 16 KiB and more; the readers' 256 and these 256 together stay
+     %% within half of a default soft limit of 1024.
+     {direct_files_max, 256, fun(V) -> is_integer(V) andalso V >= 0 end,
+      "a non-negative integer: how many descriptors of mapped files direct reads may hold at once"},
      {lanes, 0, fun(V) -> is_integer(V) andalso V >= 0 andalso V =< 256 end,
       "an integer 0..256: the lanes (sockets for small calls, see iommap_lanes) in the pool; 0 turns them off"}].
 
@@ -55,7 +60,7 @@ check_path() ->
 
 %% @doc The value of a key, or its default.
 -spec get(spin_us | pipe_size | engine_threads | stage_min | stage_max | stage_kind
-          | direct_reads | direct_readers_max | lanes) ->
+          | direct_reads | direct_readers_max | direct_files_max | lanes) ->
           non_neg_integer() | infinity | atom().
 get(K) ->
     {K, Default, _, _} = lists:keyfind(K, 1, specs()),

@@ -39,4 +39,11 @@ init([]) ->
                shutdown => 5000,
                type => worker,
                modules => [iommap_engine]},
-    {ok, {#{strategy => one_for_one, intensity => 50, period => 10}, [Engine]}}.
+    %% before the engine server, which tells it of closing handles
+    Files = #{id => iommap_direct_files,
+              start => {iommap_direct_files, start_link, []},
+              restart => permanent,
+              shutdown => 5000,
+              type => worker,
+              modules => [iommap_direct_files]},
+    {ok, {#{strategy => one_for_one, intensity => 50, period => 10}, [Files, Engine]}}.

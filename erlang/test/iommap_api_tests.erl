@@ -579,5 +579,5 @@ info(D) ->
 engine_version_is_the_application_vsn(_D) ->
     {ok, _} = application:ensure_all_started(iommap),
     {ok, Vsn} = application:get_key(iommap, vsn),
-    {ok, #{engine_version := EV, protocol := 8}} = iommap:engine_info(),
+    {ok, #{engine_version := EV, protocol := 9}} = iommap:engine_info(),
     ?assertEqual(list_to_binary(Vsn), EV).

@@ -26,7 +26,11 @@ direct_test_() ->
                  fun one_descriptor_for_many_handles_and_erase_loses_nothing/1,
                  fun a_closed_and_deleted_file_is_held_by_nobody/1,
                  fun an_old_descriptor_never_serves_a_new_engine/1,
-                 fun private_and_write_mode_handles/1])}};
+                 fun private_and_write_mode_handles/1,
+                 fun same_answers_through_the_files_descriptor/1,
+                 fun file_descriptors_go_with_their_reader_and_engine/1,
+                 fun file_descriptors_stay_bounded_and_erase_loses_none/1,
+                 fun a_handle_closed_under_a_file_reader/1])}};
         _ ->
             []
     end.
@@ -38,10 +42,12 @@ env_test() ->
              ok = application:set_env(iommap, K, V),
              ?assertMatch({error, {invalid_env, K, V, _}}, iommap_env:validate()),
              application:unset_env(iommap, K)
-         end || {K, V} <- [{direct_reads, yes}, {direct_readers_max, -1}, {direct_readers_max, x}]]
+         end || {K, V} <- [{direct_reads, yes}, {direct_readers_max, -1}, {direct_readers_max, x},
+                           {direct_files_max, -1}, {direct_files_max, 1.0}]]
     after
         application:unset_env(iommap, direct_reads),
-        application:unset_env(iommap, direct_readers_max)
+        application:unset_env(iommap, direct_readers_max),
+        application:unset_env(iommap, direct_files_max)
     end.
 
 %% Helpers
@@ -57,6 +63,11 @@ has_direct_fd() ->
         {_, {fd, _}} -> true;
         _ -> false
     end.
+
+%% The descriptors of H's file held for Pid's direct reads
+%% (iommap_direct_files).
+files(H, Pid) ->
+    [Row || {_, P, _, _} = Row <- ets:lookup(iommap_direct_files, H), P =:= Pid].
 
 shrink(P, Size) ->
     %% another OS process cuts the file under the mapping
@@ -129,7 +140,7 @@ reader_loop(H, Parent) ->
 %% The mapping, not the path, is read.
 a_renamed_or_unlinked_file_still_reads(Dir) ->
     on(fun() ->
-               P = iommap_test_lib:pattern_file(Dir, "r", 7, 2 * ?PAGE),
+               P = iommap_test_lib:pattern_file(Dir, "r", 7, 8 * ?PAGE),
                {ok, H} = iommap:open(P, read, []),
                P2 = P ++ ".renamed",
                ok = file:rename(P, P2),
@@ -137,6 +148,9 @@ a_renamed_or_unlinked_file_still_reads(Dir) ->
                ok = file:delete(P2),
                ?assertEqual({ok, iommap_test_lib:pattern(7, 8, 8000)}, iommap:region_binary(H, 8, 8000)),
                ?assert(has_direct_fd()),
+               %% and through a descriptor of the file, opened after the unlink
+               ?assertEqual({ok, iommap_test_lib:pattern(7, 8, 5 * ?PAGE)}, iommap:pread(H, 8, 5 * ?PAGE)),
+               ?assertMatch([_], files(H, self())),
                ok = iommap:close(H)
        end).
 
@@ -326,9 +340,9 @@ one_descriptor_for_many_handles_and_erase_loses_nothing(Dir) ->
                [ok = iommap:close(H) || {_, H} <- Hs]
        end).
 
-%% Closing a handle unmaps it: once it is closed and its file deleted,
-%% nothing holds the file, though the process that read it lives on idle
-%% with its descriptor (which is on the engine's memory, not on the file).
+%% Closing a handle unmaps it and closes the descriptors of its file held
+%% for direct reads: once close/1 has returned and the file is deleted,
+%% nothing holds the file, though the process that read it lives on idle.
 a_closed_and_deleted_file_is_held_by_nobody(Dir) ->
     on(fun() ->
                P = filename:join(Dir, "big"),
@@ -341,10 +355,15 @@ a_closed_and_deleted_file_is_held_by_nobody(Dir) ->
                                     receive stop -> ok end
                             end),
                receive {Idle, R, D} -> ?assertEqual({{ok, binary:copy(<<1>>, 1 bsl 20)}, true}, {R, D}) end,
-               ok = iommap:close(H),
-               ok = file:delete(P),
                Engine = iommap_test_lib:engine_os_pid(),
                VM = list_to_integer(os:getpid()),
+               %% the 1 MiB read was of the file, through a descriptor of
+               %% the VM's, held for the idle reader until the close
+               ?assertMatch([_], files(H, Idle)),
+               ?assertMatch([_ | _], [x || {OsPid, _} <- holders(filename:basename(P), [VM]), OsPid =:= VM]),
+               ok = iommap:close(H),
+               ?assertEqual([], files(H, Idle)),
+               ok = file:delete(P),
                %% at once: no wait
                ?assertEqual([], holders(filename:basename(P), [VM, Engine])),
                Idle ! stop
@@ -410,3 +429,128 @@ private_and_write_mode_handles(Dir) ->
                ?assertEqual({error, eacces}, iommap:region_binary(W, 1 bsl 64, 4)),
                ok = iommap:close(W)
        end).
+
+%% Reads of 16 KiB and more, and every read of a process that holds the
+%% file's descriptor, are of the file: the same answers as the engine's
+%% across shrinks, the partial last page and a range that straddles it.
+same_answers_through_the_files_descriptor(Dir) ->
+    Size = 16 * ?PAGE,
+    Shrinks = [none, 10 * ?PAGE + 100, 5 * ?PAGE + 1, 1],
+    Ranges = [{0, Size}, {?PAGE, 8 * ?PAGE}, {5 * ?PAGE, 5 * ?PAGE + 100}, {10 * ?PAGE, ?PAGE},
+              {10 * ?PAGE, 4 * ?PAGE}, {10 * ?PAGE + 90, 20}, {10 * ?PAGE + 100, ?PAGE - 100},
+              {11 * ?PAGE - 1, 2}, {5 * ?PAGE, ?PAGE}, {5 * ?PAGE + 1, 5000}, {Size - 1, 1},
+              {Size, 1}, {0, Size + 1}, {3, 0}],
+    Run = fun(Tag) ->
+                  [begin
+                       P = iommap_test_lib:pattern_file(Dir, atom_to_list(Tag) ++ integer_to_list(erlang:unique_integer([positive])), 3, Size),
+                       {ok, H} = iommap:open(P, read, []),
+                       try
+                           {ok, _} = iommap:pread(H, 0, 4 * ?PAGE), % the descriptor, when on
+                           Held = length(files(H, self())),
+                           case Shrink of
+                               none -> ok;
+                               X -> shrink(P, X)
+                           end,
+                           {Held, [{Read, Off, Len, iommap:Read(H, Off, Len)}
+                                   || {Off, Len} <- Ranges, Read <- [pread, region_binary]]}
+                       after
+                           ok = iommap:close(H)
+                       end
+                   end || Shrink <- Shrinks]
+          end,
+    Direct = on(fun() -> Run(on) end),
+    Engine = off(fun() -> Run(off) end),
+    ?assertEqual([1], lists:usort([N || {N, _} <- Direct])),
+    ?assertEqual([0], lists:usort([N || {N, _} <- Engine])),
+    [?assertEqual({Shrink, E}, {Shrink, D}) || {Shrink, {_, D}, {_, E}} <- lists:zip3(Shrinks, Direct, Engine)],
+    All = [R || {_, _, _, R} <- lists:append([A || {_, A} <- Direct])],
+    ?assert(lists:member({error, sigbus}, All)),
+    ?assert(lists:member({ok, <<0:(3996 * 8)>>}, All)). % the partial last page, after 100 bytes
+
+%% A process's descriptors of files go when it exits, and all of an
+%% engine's when the engine is killed; a process that reads a handle often
+%% enough gets one for its small reads too.
+file_descriptors_go_with_their_reader_and_engine(Dir) ->
+    on(fun() ->
+               P = iommap_test_lib:pattern_file(Dir, "g", 4, 8 * ?PAGE),
+               {ok, H} = iommap:open(P, read, []),
+               Self = self(),
+               {Pid, Mon} = spawn_monitor(fun() ->
+                                                  [{ok, _} = iommap:pread(H, 0, 64) || _ <- lists:seq(1, 64)],
+                                                  Before = length(files(H, self())),
+                                                  {ok, _} = iommap:pread(H, 0, 64),
+                                                  Self ! {self(), Before, length(files(H, self()))},
+                                                  receive stop -> ok end
+                                          end),
+               receive {Pid, Before, After} -> ?assertEqual({0, 1}, {Before, After}) end,
+               Pid ! stop,
+               receive {'DOWN', Mon, _, _, _} -> ok end,
+               iommap_test_lib:wait_until(fun() -> files(H, Pid) =:= [] end),
+               ?assertEqual({ok, iommap_test_lib:pattern(4, 96, 5 * ?PAGE)}, iommap:pread(H, 96, 5 * ?PAGE)),
+               ?assertMatch([_], files(H, self())),
+               os:cmd("kill -9 " ++ integer_to_list(iommap_test_lib:engine_os_pid())),
+               iommap_test_lib:wait_until(fun() -> iommap_direct_files:count() =:= 0 end),
+               ?assertEqual({error, closed}, iommap:pread(H, 96, 5 * ?PAGE)),
+               iommap_test_lib:wait_until(fun() -> element(1, iommap_engine:os_pid()) =:= ok end)
+       end).
+
+%% At most direct_files_max descriptors on the node and 64 per process;
+%% past them reads are of the mapping, with the same bytes. erase() loses
+%% none: the process gets the one it has again.
+file_descriptors_stay_bounded_and_erase_loses_none(Dir) ->
+    on(fun() ->
+               Hs = [begin
+                         {ok, H} = iommap:open(iommap_test_lib:pattern_file(Dir, "b" ++ integer_to_list(I), I, 5 * ?PAGE), read, []),
+                         {I, H}
+                     end || I <- lists:seq(1, 70)],
+               VM = list_to_integer(os:getpid()),
+               ReadAll = fun() -> [?assertEqual({ok, iommap_test_lib:pattern(I, 8, 4 * ?PAGE)}, iommap:pread(H, 8, 4 * ?PAGE))
+                                   || {I, H} <- Hs] end,
+               _ = ReadAll(),
+               ?assertEqual(64, iommap_direct_files:count()),
+               F0 = iommap_test_lib:fds(VM),
+               [begin erase(), _ = ReadAll() end || _ <- [1, 2]],
+               ?assertEqual({64, F0}, {iommap_direct_files:count(), iommap_test_lib:fds(VM)}),
+               [ok = iommap:close(H) || {_, H} <- Hs],
+               ?assertEqual(0, iommap_direct_files:count()),
+               iommap_test_lib:with_env(direct_files_max, 2, fun() ->
+                   Self = self(),
+                   Hs2 = lists:sublist(Hs, 1),
+                   P = iommap_test_lib:pattern_file(Dir, "b", 9, 5 * ?PAGE),
+                   {ok, H} = iommap:open(P, read, []),
+                   Pids = [spawn_link(fun() ->
+                                              R = iommap:pread(H, 8, 4 * ?PAGE),
+                                              Self ! {self(), R},
+                                              receive stop -> ok end
+                                      end) || _ <- lists:seq(1, 3)],
+                   [receive {Pid, R} -> ?assertEqual({ok, iommap_test_lib:pattern(9, 8, 4 * ?PAGE)}, R) end || Pid <- Pids],
+                   ?assertEqual(2, iommap_direct_files:count()),
+                   [Pid ! stop || Pid <- Pids],
+                   ok = iommap:close(H),
+                   [] = Hs2 -- Hs
+               end)
+       end).
+
+%% Reads of the file's descriptor racing the handle's close: each answers
+%% the right bytes or closed, and the descriptor goes with the close.
+a_handle_closed_under_a_file_reader(Dir) ->
+    on(fun() ->
+               [begin
+                    P = iommap_test_lib:pattern_file(Dir, "c", I, 64 * ?PAGE),
+                    {ok, H} = iommap:open(P, read, []),
+                    Self = self(),
+                    Want = {ok, iommap_test_lib:pattern(I, 0, 64 * ?PAGE)},
+                    Reader = spawn_link(fun() -> Self ! {self(), close_race_loop(H, Want, Self, 0)} end),
+                    receive {Reader, reading} -> ok end,
+                    ok = iommap:close(H),
+                    ?assertEqual([], ets:lookup(iommap_direct_files, H)),
+                    receive {Reader, N} -> ?assert(N > 0) end
+                end || I <- lists:seq(1, 20)]
+       end).
+
+close_race_loop(H, Want, Parent, N) ->
+    case iommap:pread(H, 0, 64 * ?PAGE) of
+        Want when N =:= 0 -> Parent ! {self(), reading}, close_race_loop(H, Want, Parent, 1);
+        Want -> close_race_loop(H, Want, Parent, N + 1);
+        {error, closed} -> N
+    end.
