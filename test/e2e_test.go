@@ -122,7 +122,7 @@ func TestSessionThroughTheRealBinary(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "data")
 	hello := p.call(1, atom("hello")).(erlang.OtpErlangTuple)
 	expect(t, "hello", hello[0], atom("ok"))
-	expect(t, "protocol", hello[1].(erlang.OtpErlangTuple)[0], uint8(8))
+	expect(t, "protocol", hello[1].(erlang.OtpErlangTuple)[0], uint8(9))
 
 	flags := erlang.OtpErlangList{Value: []interface{}{atom("create")}}
 	res := p.call(2, atom("open"), bin(path), atom("read_write"), atom("shared"), 4096, nil, flags)
