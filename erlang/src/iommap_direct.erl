@@ -84,16 +84,15 @@ cached_read(H, Off, Len) ->
         cached_read(get(?CACHE), H, Off, Len)
     catch
         %% not what this module put there
-        error:badarg -> erase(?CACHE), engine;
-        error:{badmatch, _} -> erase(?CACHE), engine;
-        error:{case_clause, _} -> erase(?CACHE), engine
+        error:_ -> erase(?CACHE), engine
     end.
 
-cached_read({Port, Fd, #{} = Regions}, H, Off, Len) when is_map_key(H, Regions) ->
+cached_read({Port, #file_descriptor{data = #{owner := Owner}} = Fd, #{} = Regions}, H, Off, Len)
+  when Owner =:= self(), is_map_key(H, Regions) ->
     {Mode, Ref, EFd, File} = maps:get(H, Regions),
     case check(Mode, Ref, Off, Len) of
         {read, State, Addr} ->
-            case source(File, Len) of
+            case source(H, File, Len) of
                 ask ->
                     engine; % the table's way asks for the file's descriptor
                 Source ->
@@ -135,8 +134,8 @@ forget_port(Port, Fd, Regions) ->
 %% The cached region of H, if any, and the cache with Region for it.
 cached(Port, Fd, H) ->
     case get(?CACHE) of
-        {Port, Fd, #{H := {_, _, _, _} = Region}} -> Region;
-        _ -> none
+        {Port, Fd, #{H := {_, _, _, File}}} -> File;
+        _ -> 0
     end.
 
 remember(Port, Fd, H, Region) ->
@@ -204,19 +203,25 @@ read(#engine{port = Port} = E, H, Off, Len) ->
 %% its descriptor; or, while it has read less than ?FILE_AFTER times (an
 %% integer, the count) or was refused one ({none, RetryAt}), the mapping,
 %% for a read of less than ?FILE_MIN bytes; else ask.
-source(#file_descriptor{} = File, _) -> File;
-source(N, Len) when is_integer(N), N < ?FILE_AFTER, Len < ?FILE_MIN -> mem;
-source({none, _}, Len) when Len < ?FILE_MIN -> mem;
-source(_, _) -> ask.
+source(H, #file_descriptor{data = #{owner := Owner, iommap_direct_files := {H, _}}} = File, _)
+  when Owner =:= self() ->
+    File;
+source(_, #file_descriptor{}, _) -> error(badarg); % not lent to this process for H
+source(_, N, Len) when is_integer(N), N < ?FILE_AFTER, Len < ?FILE_MIN -> mem;
+source(_, {none, _}, Len) when Len < ?FILE_MIN -> mem;
+source(_, _, _) -> ask.
 
 %% What the caller holds of H's file after it asked, if it must
 %% (iommap_direct_files), and where this read goes.
 file(#engine{port = Port} = E, Fd, H, Ref, State, EFd, Len) ->
-    File = case cached(Port, Fd, H) of
-               {_, _, _, F} -> F;
-               none -> 0
+    File = try
+               F = cached(Port, Fd, H),
+               _ = source(H, F, Len), % raises on a descriptor not lent for H
+               F
+           catch
+               error:_ -> 0 % not what this module put there
            end,
-    Ask = source(File, Len) =:= ask andalso
+    Ask = source(H, File, Len) =:= ask andalso
         case File of
             {none, RetryAt} -> erlang:monotonic_time(millisecond) >= RetryAt;
             _ -> true
@@ -251,12 +256,16 @@ check(Mode, Ref, Off, Len) ->
 %% Len bytes at Off: from the file's descriptor if the caller has one,
 %% else from the mapping in the engine's memory. lost: that descriptor is
 %% of no more use (the keeper closed it).
-read(Port, _, #file_descriptor{} = File, Ref, State, _, Off, Len) ->
+read(Port, _, #file_descriptor{data = #{iommap_direct_files := {_, Busy}}} = File, Ref, State, _, Off, Len) ->
+    %% counted, so that the keeper tells this read from a closed descriptor
+    counters:add(Busy, 1, 1),
     try file:pread(File, Off, Len) of
         {error, einval} -> lost;
         Result -> trust(Port, Ref, State, Len, Result)
     catch
         error:_ -> lost
+    after
+        counters:sub(Busy, 1, 1)
     end;
 read(Port, Fd, mem, Ref, State, Addr, Off, Len) ->
     trust(Port, Ref, State, Len, file:pread(Fd, Addr + Off, Len)).

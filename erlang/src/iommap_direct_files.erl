@@ -16,7 +16,10 @@
 %% descriptor with itself as the owner that file's Erlang side checks; the
 %% NIF behind it allows one operation at a time and answers any other with
 %% einval, which the reader takes as "ask the engine", and which a close
-%% here during a read gets too: it is tried again 1 ms later.
+%% here during a read gets too: it is tried again 1 ms later. einval also
+%% answers a descriptor closed already (by code that took it from a
+%% reader's cache): each row has a counter of the reads under way, which
+%% the reader keeps, to tell the two apart.
 %%
 %% Hand-rolled: OTP has no way to share a raw file between processes; the
 %% owner field is part of the descriptor's internal map (OTP 21 and later).
@@ -37,10 +40,6 @@
 %% As many as a reader's cache holds handles (iommap_direct).
 -define(PER_PROCESS, 64).
 -define(RETRY_MS, 1).
-%% A close that still finds the descriptor in use after this long has met
-%% one closed by somebody else (code in the VM that took it from a
-%% reader's cache), not a read: the row goes.
--define(GIVE_UP_MS, 60000).
 
 -record(st, {readers = #{} :: #{pid() => {reference(), pos_integer()}},
              ports = #{} :: #{port() => reference()},
@@ -110,10 +109,10 @@ init([]) ->
 -spec handle_call(term(), gen_server:from(), #st{}) ->
           {reply, term(), #st{}} | {noreply, #st{}}.
 handle_call({open, H, Ref, State, Port, OsPid, EFd}, {Pid, _}, St) ->
-    case [Fd || {_, P, _, #file_descriptor{} = Fd} <- ets:lookup(?FILES, H), P =:= Pid] of
-        [Fd | _] ->
+    case [Row || {_, P, _, #file_descriptor{}, _} = Row <- ets:lookup(?FILES, H), P =:= Pid] of
+        [Row | _] ->
             %% asked again after erase(): the one it has
-            {reply, as_owner(Fd, Pid), St};
+            {reply, lend(Row), St};
         [] ->
             {Reply, St1} = open_file(H, Ref, State, Port, OsPid, EFd, Pid, St),
             {reply, Reply, St1}
@@ -137,34 +136,41 @@ handle_cast(_, St) ->
 %% @private
 -spec handle_info(term(), #st{}) -> {noreply, #st{}}.
 handle_info({'DOWN', _, process, Pid, _}, St) ->
-    {noreply, close_rows(ets:match_object(?FILES, {'_', Pid, '_', '_'}), St)};
+    {noreply, close_rows(ets:match_object(?FILES, {'_', Pid, '_', '_', '_'}), St)};
 handle_info({'DOWN', _, port, Port, _}, #st{ports = Ports} = St) ->
     %% the engine died: its handles with it
-    {noreply, close_rows(ets:match_object(?FILES, {'_', '_', Port, '_'}),
+    {noreply, close_rows(ets:match_object(?FILES, {'_', '_', Port, '_', '_'}),
                          St#st{ports = maps:remove(Port, Ports)})};
 handle_info(retry, St) ->
     %% rows whose close found a read in progress; their handle, reader or
     %% engine has gone, or they would not be closing
-    Closing = ets:select(?FILES, [{{'_', '_', '_', {closing, '_', '_'}}, [], ['$_']}]),
+    Closing = ets:select(?FILES, [{{'_', '_', '_', {closing, '_'}, '_'}, [], ['$_']}]),
     {noreply, close_rows(Closing, St#st{retry = false})};
 handle_info(_, St) ->
     {noreply, St}.
 
-%% The row is written before State is looked at again, so that a close
-%% that began meanwhile either is seen here or finds the row (closing/1).
+%% A row marks the open before State is first looked at, so that a close
+%% that begins meanwhile either is seen here or finds the row (closing/1,
+%% closed/1) and waits for this call to end. Only a regular file is
+%% opened: a number reused at once (the handle closed just before State
+%% was looked at) could name a FIFO, whose open would block.
 open_file(H, Ref, State, Port, OsPid, EFd, Pid, #st{readers = Readers} = St) ->
     Count = case Readers of
                 #{Pid := {_, N}} -> N;
                 #{} -> 0
             end,
-    Bound = Count < ?PER_PROCESS andalso ets:info(?FILES, size) < iommap_env:get(direct_files_max),
-    case Bound andalso atomics:get(Ref, 1) =:= State andalso open_path(OsPid, EFd) of
+    Mark = {H, Pid, Port, opening, none},
+    Bound = Count < ?PER_PROCESS andalso ets:info(?FILES, size) < iommap_env:get(direct_files_max)
+        andalso ets:insert(?FILES, Mark),
+    Opened = Bound andalso atomics:get(Ref, 1) =:= State andalso open_path(OsPid, EFd),
+    _ = Bound andalso ets:delete_object(?FILES, Mark),
+    case Opened of
         {ok, Fd} ->
-            Row = {H, Pid, Port, Fd},
+            Row = {H, Pid, Port, Fd, counters:new(1, [atomics])},
             true = ets:insert(?FILES, Row),
             St1 = watch(Pid, Port, Count + 1, St),
-            case atomics:get(Ref, 1) =:= State andalso as_owner(Fd, Pid) of
-                #file_descriptor{} = Mine -> {Mine, St1};
+            case atomics:get(Ref, 1) =:= State andalso lend(Row) of
+                #file_descriptor{} = Lent -> {Lent, St1};
                 _ -> {none, close_rows([Row], St1)}
             end;
         _ ->
@@ -172,13 +178,18 @@ open_file(H, Ref, State, Port, OsPid, EFd, Pid, #st{readers = Readers} = St) ->
     end.
 
 open_path(OsPid, EFd) ->
-    file:open("/proc/" ++ integer_to_list(OsPid) ++ "/fd/" ++ integer_to_list(EFd), [raw, read, binary]).
+    Path = "/proc/" ++ integer_to_list(OsPid) ++ "/fd/" ++ integer_to_list(EFd),
+    case file:read_file_info(Path) of
+        {ok, #file_info{type = regular}} -> file:open(Path, [raw, read, binary]);
+        _ -> {error, not_regular}
+    end.
 
-%% The descriptor with Pid as its owner, the one process its Erlang side
-%% lets use it (see the module's doc).
-as_owner(#file_descriptor{module = prim_file, data = #{owner := _} = D} = Fd, Pid) ->
-    Fd#file_descriptor{data = D#{owner => Pid}};
-as_owner(_, _) ->
+%% The descriptor of Row for its reader: with the reader as the owner,
+%% the one process its Erlang side lets use it (see the module's doc), and
+%% the handle and the reads counter, which the reader checks and keeps.
+lend({H, Pid, _, #file_descriptor{module = prim_file, data = #{owner := _} = D} = Fd, Busy}) ->
+    Fd#file_descriptor{data = D#{owner => Pid, ?MODULE => {H, Busy}}};
+lend(_) ->
     none.
 
 watch(Pid, Port, N, #st{readers = Readers, ports = Ports} = St) ->
@@ -200,26 +211,43 @@ close_rows(Rows, St0) ->
     St = lists:foldl(fun close_row/2, St0, Rows),
     answer_waiting(St).
 
-close_row({H, Pid, Port, Fd} = Row, St) ->
-    {Raw, Deadline} = case Fd of
-                          {closing, F, D} -> {F, D};
-                          F -> {F, erlang:monotonic_time(millisecond) + ?GIVE_UP_MS}
-                      end,
-    case file:close(Raw) of
-        {error, einval} ->
-            case erlang:monotonic_time(millisecond) < Deadline of
-                true ->
-                    true = ets:delete_object(?FILES, Row),
-                    true = ets:insert(?FILES, {H, Pid, Port, {closing, Raw, Deadline}}),
-                    retry(St);
-                false ->
-                    %% not a read in progress: closed by someone else
-                    true = ets:delete_object(?FILES, Row),
-                    forget(Pid, St)
-            end;
-        _ ->
+close_row({H, Pid, Port, Fd, Busy} = Row, St) ->
+    Raw = case Fd of
+              {closing, F} -> F;
+              F -> F
+          end,
+    case close_raw(Raw, Busy) of
+        busy ->
+            true = ets:delete_object(?FILES, Row),
+            true = ets:insert(?FILES, {H, Pid, Port, {closing, Raw}, Busy}),
+            retry(St);
+        closed ->
             true = ets:delete_object(?FILES, Row),
             forget(Pid, St)
+    end.
+
+%% einval with no read counted under way, twice: the descriptor was closed
+%% already (a read that ended between the close and the count would leave
+%% it open: the second close then closes it).
+close_raw(Raw, Busy) ->
+    case file:close(Raw) of
+        {error, einval} ->
+            case counters:get(Busy, 1) > 0 of
+                true ->
+                    busy;
+                false ->
+                    case file:close(Raw) of
+                        {error, einval} ->
+                            case counters:get(Busy, 1) > 0 of
+                                true -> busy;
+                                false -> closed
+                            end;
+                        _ ->
+                            closed
+                    end
+            end;
+        _ ->
+            closed
     end.
 
 retry(#st{retry = true} = St) ->

@@ -33,7 +33,7 @@
 %% ?STAGES, so a process's row outlives the engine it came from.
 -define(READERS, iommap_readers).
 %% The descriptors of mapped files held for direct reads
-%% (iommap_direct_files): {H, ReaderPid, EnginePort, Fd | {closing, Fd,
-%% GiveUpAt}}, a bag keyed by handle; owned by that module's process.
+%% (iommap_direct_files): {H, ReaderPid, EnginePort, Fd | {closing, Fd},
+%% ReadsUnderWay}, a bag keyed by handle; owned by that module's process.
 -define(FILES, iommap_direct_files).
 -define(PROTOCOL_VERSION, 9).

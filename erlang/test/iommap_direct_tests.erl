@@ -67,7 +67,7 @@ has_direct_fd() ->
 %% The descriptors of H's file held for Pid's direct reads
 %% (iommap_direct_files).
 files(H, Pid) ->
-    [Row || {_, P, _, _} = Row <- ets:lookup(iommap_direct_files, H), P =:= Pid].
+    [Row || {_, P, _, _, _} = Row <- ets:lookup(iommap_direct_files, H), P =:= Pid].
 
 shrink(P, Size) ->
     %% another OS process cuts the file under the mapping
