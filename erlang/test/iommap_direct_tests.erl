@@ -30,7 +30,8 @@ direct_test_() ->
                  fun same_answers_through_the_files_descriptor/1,
                  fun file_descriptors_go_with_their_reader_and_engine/1,
                  fun file_descriptors_stay_bounded_and_erase_loses_none/1,
-                 fun a_handle_closed_under_a_file_reader/1])}};
+                 fun a_handle_closed_under_a_file_reader/1,
+                 fun pread_many_of_large_ranges_reads_directly/1])}};
         _ ->
             []
     end.
@@ -554,3 +555,34 @@ close_race_loop(H, Want, Parent, N) ->
         Want -> close_race_loop(H, Want, Parent, N + 1);
         {error, closed} -> N
     end.
+
+%% A pread_many of at most 16 ranges of 64 KiB or more is read directly,
+%% with the engine's answers: the list whole, or the engine's error for it
+%% (a range past the mapping, or past a file shrunk under it); any other
+%% list goes to the engine.
+pread_many_of_large_ranges_reads_directly(Dir) ->
+    K = 65536,
+    Size = 8 * K,
+    Lists = [[{0, K}, {K, K}], [{8, K}, {3 * K + 8, 2 * K}, {0, Size}],
+             [{0, K}, {5 * K, K}], [{0, K}, {5 * K - 8, K}], [{0, K}, {Size, 1}],
+             [{0, K}, {Size - K, K + 1}], [{0, K}, {8, 100}], lists:duplicate(17, {0, K})],
+    Run = fun(Tag) ->
+                  [begin
+                       P = iommap_test_lib:pattern_file(Dir, atom_to_list(Tag) ++ integer_to_list(erlang:unique_integer([positive])), 5, Size),
+                       {ok, H} = iommap:open(P, read, []),
+                       try
+                           Whole = iommap:pread_many(H, [{0, K}, {2 * K, K}]),
+                           Held = length(files(H, self())),
+                           ok = shrink(P, 5 * K + 100),
+                           {Whole, Held, [iommap:pread_many(H, L) || L <- Lists]}
+                       after
+                           ok = iommap:close(H)
+                       end
+                   end || _ <- [1]]
+          end,
+    [{Whole, 1, Direct}] = on(fun() -> Run(on) end),
+    [{Whole, 0, Engine}] = off(fun() -> Run(off) end),
+    ?assertEqual({ok, [iommap_test_lib:pattern(5, 0, K), iommap_test_lib:pattern(5, 2 * K, K)]}, Whole),
+    [?assertEqual({L, E}, {L, D}) || {L, D, E} <- lists:zip3(Lists, Direct, Engine)],
+    ?assertEqual([ok, error, error, error, error, error, ok, ok], [element(1, A) || A <- Direct]),
+    ?assertEqual({error, sigbus}, lists:nth(4, Direct)).
