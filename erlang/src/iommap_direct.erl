@@ -72,7 +72,7 @@
 -define(FILE_AFTER, 64).
 %% A pread_many of at most ?MANY_MAX ranges of ?MANY_MIN bytes or more is
 %% read directly, a range a read: there a dirty call a range costs less
-%% than the bytes' trip through the engine (measured below).
+%% than the bytes' trip through the engine (docs/PERFORMANCE.md).
 -define(MANY_MAX, 16).
 -define(MANY_MIN, 65536).
 %% Larger reads go to the engine, which answers them in the documented way
@@ -136,7 +136,7 @@ forget_port(Port, Fd, Regions) ->
         _ -> put(?CACHE, {Port, Fd, Regions})
     end.
 
-%% The cached region of H, if any, and the cache with Region for it.
+%% What the caller's cache holds of H's file (see file/7), 0 if nothing.
 cached(Port, Fd, H) ->
     case get(?CACHE) of
         {Port, Fd, #{H := {_, _, _, File}}} -> File;
