@@ -173,7 +173,7 @@ run(E, H, HId, {truncate, _} = Req, Fit) ->
     end;
 run(E, H, HId, {pread_many, Rs} = Req, Fit) when length(Rs) =< ?MANY_MAX ->
     %% a reply the engine would refuse (enomem) is its to answer
-    Fits = lists:sum([Len + 5 || {_, Len} <- Rs]) + 64 =< 16#7FFFFFFF,
+    Fits = lists:sum([Len + 5 || {_, Len} <- Rs]) =< ?MAX_DATA,
     case Fits andalso lists:all(fun({_, Len}) -> Len >= ?MANY_MIN end, Rs) andalso read_many(E, H, Rs) of
         {ok, _} = Answer -> Answer;
         _ -> Fit(E, HId, Req)

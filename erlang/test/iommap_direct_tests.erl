@@ -4,6 +4,7 @@
 %% byte of a stale mapping, bounded descriptors, and nothing of a file held.
 -module(iommap_direct_tests).
 -include_lib("eunit/include/eunit.hrl").
+-include("../src/iommap_int.hrl").
 
 -define(PAGE, 4096).
 
@@ -31,7 +32,8 @@ direct_test_() ->
                  fun file_descriptors_go_with_their_reader_and_engine/1,
                  fun file_descriptors_stay_bounded_and_erase_loses_none/1,
                  fun a_handle_closed_under_a_file_reader/1,
-                 fun pread_many_of_large_ranges_reads_directly/1])}};
+                 fun pread_many_of_large_ranges_reads_directly/1,
+                 fun only_regular_files_are_lent/1])}};
         _ ->
             []
     end.
@@ -586,3 +588,26 @@ pread_many_of_large_ranges_reads_directly(Dir) ->
     [?assertEqual({L, E}, {L, D}) || {L, D, E} <- lists:zip3(Lists, Direct, Engine)],
     ?assertEqual([ok, error, error, error, error, error, ok, ok], [element(1, A) || A <- Direct]),
     ?assertEqual({error, sigbus}, lists:nth(4, Direct)).
+
+%% The keeper opens /proc/<engine>/fd/<N> only if it names a regular file:
+%% a number reused at once could name a FIFO, whose open would block it.
+%% Here N names a pipe of the VM's (one of its engine's), which would open.
+only_regular_files_are_lent(Dir) ->
+    VM = list_to_integer(os:getpid()),
+    FdDir = "/proc/self/fd",
+    {ok, Fds} = file:list_dir(FdDir),
+    [Pipe | _] = [list_to_integer(N) || N <- Fds, {ok, "pipe:" ++ _} <- [file:read_link(filename:join(FdDir, N))]],
+    P = iommap_test_lib:pattern_file(Dir, "reg", 8, ?PAGE),
+    {ok, Regular} = file:open(P, [raw, read]),
+    [Reg | _] = [list_to_integer(N) || N <- element(2, file:list_dir(FdDir)),
+                                       {ok, L} <- [file:read_link(filename:join(FdDir, N))], L =:= P],
+    #engine{} = E0 = iommap_client:engine(),
+    E = E0#engine{os_pid = VM},
+    H = make_ref(),
+    Lend = fun(N) -> iommap_direct_files:open(H, atomics:new(3, []), 0, E, N) end,
+    ?assertEqual(none, Lend(Pipe)),
+    Lent = Lend(Reg),
+    ?assertEqual({ok, iommap_test_lib:pattern(8, 0, 64)}, file:pread(Lent, 0, 64)),
+    ok = iommap_direct_files:closed(H),
+    ?assertEqual(0, iommap_direct_files:count()),
+    ok = file:close(Regular).
